@@ -1,0 +1,288 @@
+"""The query boundary: the :class:`QueryModel` protocol and what every adapter shares.
+
+A black-box explainer sees a model only as ``model(batch) -> scores``. Adapters (ONNX Runtime,
+torch, a remote endpoint, a plain function) subclass :class:`BaseQueryModel`, which does the
+parts that must behave the same everywhere: shape checks, chunking into ``batch_size``, the
+query budget, counting queries and model time, the output head (probs/logits/raw) and the
+non-finite-output check.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
+
+OutputHead = Literal["probs", "logits", "raw"]
+Target = int | Sequence[int] | np.ndarray | None
+
+DEFAULT_BATCH_SIZE = 256
+
+
+@runtime_checkable
+class QueryModel(Protocol):
+    """Anything that maps a batch of samples to class scores.
+
+    ``input_shape`` is one sample's shape, e.g. ``(3, 224, 224)``; ``__call__`` maps
+    ``(N, *input_shape)`` float32 to ``(N, num_classes)``.
+    """
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """Per-channel normalisation ``(x - mean) / std`` applied to [0,1] pixels before the model.
+
+    Lets explainers work in [0,1] CHW pixel space for a model that expects normalised input.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        mean = tuple(float(v) for v in np.atleast_1d(self.mean))
+        std = tuple(float(v) for v in np.atleast_1d(self.std))
+        if len(mean) != len(std):
+            raise InvalidInputError(f"mean has {len(mean)} values but std has {len(std)}.")
+        if any(s <= 0 or not math.isfinite(s) for s in std):
+            raise InvalidInputError("every std value must be positive and finite.")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    def check_channels(self, channels: int) -> None:
+        if len(self.mean) not in (1, channels):
+            raise InvalidInputError(
+                f"Normalize has {len(self.mean)} channel values but the model takes {channels} channels."
+            )
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        shape = (1, -1) + (1,) * (batch.ndim - 2)
+        mean = np.asarray(self.mean, np.float32).reshape(shape)
+        std = np.asarray(self.std, np.float32).reshape(shape)
+        return (batch - mean) / std
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def as_batch(x: Any, input_shape: Sequence[int]) -> tuple[np.ndarray, bool]:
+    """Return ``(batch, single)``: ``x`` as a float32 (B, *input_shape) array, and whether it was one sample."""
+    arr = np.asarray(x, dtype=np.float32)
+    shape = tuple(input_shape)
+    if arr.shape == shape:
+        return arr[None], True
+    if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape and arr.shape[0] > 0:
+        return arr, False
+    raise InvalidInputError(
+        f"expected an explicand of shape {shape} or a batch (B, {', '.join(map(str, shape))}), got {arr.shape}."
+    )
+
+
+def check_targets(target: Target, n: int, num_classes: int) -> np.ndarray | None:
+    """Validate an explicit target (int or per-image sequence); ``None`` stays ``None``."""
+    if target is None:
+        return None
+    t = np.asarray(target)
+    if t.ndim == 0:
+        t = np.full(n, t)
+    if t.ndim != 1 or len(t) != n:
+        raise InvalidInputError(f"target must be an int or a sequence of {n} ints, got shape {t.shape}.")
+    if not np.issubdtype(t.dtype, np.integer):
+        if not np.all(np.equal(np.mod(t, 1), 0)):
+            raise InvalidInputError("target must hold integer class indices.")
+        t = t.astype(np.int64)
+    bad = t[(t < 0) | (t >= num_classes)]
+    if bad.size:
+        raise InvalidInputError(f"target {int(bad[0])} is out of range for a model with {num_classes} classes.")
+    return t.astype(np.int64)
+
+
+def predict(model: QueryModel, batch: np.ndarray, target: Target = None) -> tuple[np.ndarray, np.ndarray]:
+    """One query per explicand: return ``(targets, scores)`` with ``target=None`` meaning the top class."""
+    t = check_targets(target, len(batch), model.num_classes)
+    out = np.asarray(model(batch))
+    if t is None:
+        t = out.argmax(axis=1).astype(np.int64)
+    return t, out[np.arange(len(batch)), t].astype(np.float64)
+
+
+def preferred_batch_size(model: QueryModel, requested: int | None = None) -> int:
+    """The chunk size an explainer should generate perturbations in.
+
+    An explicit ``requested`` wins; otherwise the model's own best batch size (OnnxModel measures
+    it), else :data:`DEFAULT_BATCH_SIZE`.
+    """
+    if requested is not None:
+        if requested <= 0:
+            raise InvalidInputError(f"batch_size must be positive, got {requested}.")
+        return int(requested)
+    best = getattr(model, "best_batch_size", None)
+    if callable(best):
+        return int(best())
+    return DEFAULT_BATCH_SIZE
+
+
+class BaseQueryModel:
+    """Shared machinery of all adapters; subclasses implement :meth:`_forward` on one chunk.
+
+    Args:
+        input_shape: one sample's shape in the explicand space (e.g. (3, 224, 224)).
+        num_classes: width of the class-score output.
+        output: ``"probs"`` (softmax applied unless the model already ends in one),
+            ``"logits"`` (raw scores; log-probabilities for a model that ends in softmax), or
+            ``"raw"`` (the model's output untouched).
+        batch_size: chunk size for forwarding; ``None`` uses :data:`DEFAULT_BATCH_SIZE`.
+        max_queries: optional budget of samples; a call that would exceed it raises
+            :class:`QueryBudgetExceeded` before anything is forwarded.
+        preprocess: optional :class:`Normalize` applied to every chunk before the model.
+    """
+
+    ends_in_softmax: bool = False
+    device: str = "cpu"
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        *,
+        output: OutputHead = "probs",
+        batch_size: int | None = None,
+        max_queries: int | None = None,
+        preprocess: Normalize | None = None,
+    ) -> None:
+        if output not in ("probs", "logits", "raw"):
+            raise InvalidInputError(f"output must be 'probs', 'logits' or 'raw', not {output!r}.")
+        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size <= 0):
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if max_queries is not None and max_queries < 0:
+            raise InvalidInputError(f"max_queries must be non-negative, got {max_queries}.")
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.num_classes = int(num_classes)
+        self.output = output
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.max_queries = max_queries
+        self.preprocess = preprocess
+        if preprocess is not None:
+            preprocess.check_channels(self.input_shape[0])
+        self.n_queries = 0
+        self.n_calls = 0
+        self.model_seconds = 0.0
+
+    # -- subclass hooks -------------------------------------------------------------------------
+    def _forward(self, chunk: Any) -> np.ndarray:
+        """Run the model on one chunk (already preprocessed); return (n, num_classes) float."""
+        raise NotImplementedError
+
+    def _chunk_size(self) -> int:
+        return self.batch_size or DEFAULT_BATCH_SIZE
+
+    def best_batch_size(self) -> int:
+        """Chunk size explainers should stream perturbations in."""
+        return self._chunk_size()
+
+    # -- the door -------------------------------------------------------------------------------
+    def check_input(self, batch: Any) -> Any:
+        """Shape-check a batch; numpy input becomes float32, device tensors pass through."""
+        if not hasattr(batch, "__dlpack__") or isinstance(batch, np.ndarray):
+            batch = np.asarray(batch, dtype=np.float32)
+        shape = tuple(batch.shape)
+        if len(shape) != len(self.input_shape) + 1 or shape[1:] != self.input_shape:
+            raise InvalidInputError(
+                f"the model takes batches of shape (N, {', '.join(map(str, self.input_shape))}), got {shape}."
+            )
+        return batch
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        batch = self.check_input(batch)
+        n = int(batch.shape[0])
+        if self.max_queries is not None and self.n_queries + n > self.max_queries:
+            raise QueryBudgetExceeded(
+                f"this call needs {n} queries but only {self.max_queries - self.n_queries} of the "
+                f"budget of {self.max_queries} remain."
+            )
+        if n == 0:
+            return np.empty((0, self.num_classes), np.float32)
+        step = self._chunk_size()
+        outputs = []
+        for start in range(0, n, step):
+            chunk = batch[start : start + step]
+            if self.preprocess is not None:
+                chunk = self.preprocess(chunk)
+            t0 = time.perf_counter()
+            raw = self._forward(chunk)
+            self.model_seconds += time.perf_counter() - t0
+            self.n_calls += 1
+            raw = np.asarray(raw).reshape(len(chunk), -1)
+            if raw.shape[1] != self.num_classes:
+                raise InvalidInputError(
+                    f"the model returned {raw.shape[1]} scores per sample, expected {self.num_classes}."
+                )
+            finite = np.isfinite(raw).all(axis=1)
+            if not finite.all():
+                bad = np.flatnonzero(~finite) + start
+                raise NonFiniteOutputError(
+                    f"the model returned non-finite scores for {len(bad)} of {n} samples "
+                    f"(first: sample {int(bad[0])} of the batch)."
+                )
+            self.n_queries += len(chunk)
+            outputs.append(raw)
+        return self._head(np.concatenate(outputs, axis=0))
+
+    def _head(self, raw: np.ndarray) -> np.ndarray:
+        if self.output == "raw":
+            return raw
+        if self.output == "probs":
+            return raw if self.ends_in_softmax else softmax(raw.astype(np.float32, copy=False))
+        # logits: a softmax-ended graph only gives log-probabilities (logits up to a per-sample shift)
+        return np.log(np.clip(raw, 1e-38, None)) if self.ends_in_softmax else raw
+
+    def reset_counters(self) -> None:
+        """Zero ``n_queries``, ``n_calls`` and ``model_seconds`` (the budget counts ``n_queries``)."""
+        self.n_queries = 0
+        self.n_calls = 0
+        self.model_seconds = 0.0
+
+
+class FunctionModel(BaseQueryModel):
+    """A plain numpy function ``fn(batch) -> (N, num_classes)`` as a QueryModel.
+
+    The analytic toy models of the tests and any user-supplied scoring function come through here.
+    ``output`` defaults to ``"raw"``: the function's values are explained as they are.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], np.ndarray],
+        input_shape: Sequence[int],
+        num_classes: int,
+        *,
+        output: OutputHead = "raw",
+        ends_in_softmax: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(input_shape, num_classes, output=output, **kwargs)
+        self.fn = fn
+        self.ends_in_softmax = ends_in_softmax
+
+    def _forward(self, chunk: np.ndarray) -> np.ndarray:
+        return np.asarray(self.fn(chunk))
