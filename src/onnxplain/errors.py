@@ -38,3 +38,7 @@ class UnsafeWeightsError(OnnxplainError):
 
 class RemoteModelError(OnnxplainError):
     """A remote inference endpoint could not be reached or answered with an error."""
+
+
+class ExportError(OnnxplainError):
+    """Exporting a torch module to ONNX failed, or the exported model disagrees with the module."""

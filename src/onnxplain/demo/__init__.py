@@ -57,7 +57,7 @@ def load_demo_torch() -> torch.nn.Module:
     net = build_demo_net()
     state = torch.load(_asset("mnist_cnn.pt"), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
-    return PixelSpaceModel(net, mean=MNIST_MEAN, std=MNIST_STD).eval()
+    return PixelSpaceModel(net, mean=MNIST_MEAN, std=MNIST_STD, input_shape=INPUT_SHAPE).eval()
 
 
 def load_demo_digits() -> tuple[np.ndarray, np.ndarray]:

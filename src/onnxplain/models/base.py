@@ -65,10 +65,13 @@ class Normalize:
                 f"Normalize has {len(self.mean)} channel values but the model takes {channels} channels."
             )
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def __call__(self, batch: Any) -> Any:
+        """Normalise a numpy array or a device tensor (torch), keeping its type and device."""
         shape = (1, -1) + (1,) * (batch.ndim - 2)
         mean = np.asarray(self.mean, np.float32).reshape(shape)
         std = np.asarray(self.std, np.float32).reshape(shape)
+        if not isinstance(batch, np.ndarray):
+            mean, std = batch.new_tensor(mean), batch.new_tensor(std)
         return (batch - mean) / std
 
 

@@ -1,0 +1,294 @@
+"""Seeded, streaming perturbations shared by the black-box explainers.
+
+Every explainer draws its perturbations in fixed *blocks* of :data:`BLOCK` queries. Block ``b``
+of stream ``s`` comes from its own generator seeded with ``(seed, s, b)``, so
+
+- the perturbation set depends only on the seed (and on the explainer's settings), never on the
+  chunk size the model is fed with, nor on the explicand: every explicand of every call sees the
+  same perturbations (the "pre-generated mask set" of Cai & Wunder 2024, §3.3);
+- any block can be produced on its own, so perturbations are generated chunk by chunk and
+  never all held in memory;
+- accumulating one partial sum per block, in block order, makes results bitwise identical
+  whatever the batch size.
+
+Two array backends produce the blocks: :class:`NumpyOps` (CPU) and :class:`TorchOps` (torch on
+the model's device, e.g. ``"cuda:0"``, so that queries are built on the GPU and bound to the ONNX
+Runtime session without a host copy). Both are driven by the same explainer code; each is
+deterministic under its seed (their streams differ from each other). Torch is imported only
+when :class:`TorchOps` is built.
+
+Linear filters (the GEEX noise smoothing, the blur baseline) are applied as separable operator
+matrices ``A_h · X · A_wᵀ`` whose columns are the filter's response with torch-style ``reflect``
+padding (= scipy.ndimage ``mode="mirror"``); the same matrices serve both backends and any
+image size.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+from scipy import ndimage
+
+from onnxplain.errors import InvalidInputError
+
+BLOCK = 64
+"""Queries per generation block (an even number, so that a block holds whole mirror pairs)."""
+
+Backend = Literal["auto", "numpy", "torch"]
+
+# Independent random streams of one seed (the third SeedSequence key).
+STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4}
+
+
+def block_seed_sequence(seed: int, stream: str, block: int) -> np.random.SeedSequence:
+    """The seed sequence of block ``block`` of ``stream``."""
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=(STREAMS[stream], int(block)))
+
+
+def block_ranges(n: int, block: int = BLOCK) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``range(n)`` in blocks of ``block`` (last one shorter)."""
+    return [(s, min(s + block, n)) for s in range(0, n, block)]
+
+
+# -- 1-D filters and their operator matrices --------------------------------------------------
+
+
+def gaussian_taps(size: int, sigma: float) -> np.ndarray:
+    """Taps ``exp(-t²/2σ²)`` at integer offsets ``t = -(size//2) … size//2``, summing to 1.
+
+    The same taps as torchvision's ``GaussianBlur`` kernel and the GEEX reference's smoothing
+    filter (before its Frobenius normalisation).
+    """
+    if size < 1 or size % 2 == 0:
+        raise InvalidInputError(f"a Gaussian kernel size must be a positive odd integer, got {size}.")
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise InvalidInputError(f"a Gaussian kernel sigma must be positive and finite, got {sigma}.")
+    t = np.arange(size, dtype=np.float64) - size // 2
+    w = np.exp(-(t**2) / (2.0 * sigma**2))
+    return w / w.sum()
+
+
+def smoothing_kernel(size: int, sigma: float) -> np.ndarray:
+    """The 2-D GEEX smoothing kernel ``w / ‖w‖_F`` (Cai & Wunder 2024, §3.3), so ``Σ k² = 1``.
+
+    ``w`` is the outer product of :func:`gaussian_taps`; it stays separable after normalisation:
+    ``k = u uᵀ`` with ``u = taps / ‖taps‖₂``.
+    """
+    u = gaussian_taps(size, sigma)
+    u = u / np.linalg.norm(u)
+    return np.outer(u, u)
+
+
+@lru_cache(maxsize=64)
+def _filter_operator_cached(n: int, taps: tuple[float, ...]) -> np.ndarray:
+    eye = np.eye(n, dtype=np.float64)
+    op = ndimage.correlate1d(eye, np.asarray(taps), axis=0, mode="mirror")
+    op.setflags(write=False)
+    return op
+
+
+def filter_operator(n: int, taps: np.ndarray) -> np.ndarray:
+    """The (n, n) matrix ``A`` with ``A @ v`` = ``v`` filtered by ``taps`` with mirror padding.
+
+    Mirror padding reflects about the edge sample without repeating it (torch ``reflect``,
+    scipy ``mirror``); scipy keeps reflecting when the kernel is wider than the signal.
+    """
+    return _filter_operator_cached(int(n), tuple(float(t) for t in taps))
+
+
+def smoothing_variance(height: int, width: int, size: int, sigma: float) -> np.ndarray:
+    """Per-pixel variance of unit white noise after :func:`smoothing_kernel` with mirror padding.
+
+    Exactly 1 in the interior (``Σ k² = 1``); near the border the reflected taps fold onto the
+    same samples and the variance grows (up to ≈1.44 in a corner for (5, 0.7)).
+    """
+    u = gaussian_taps(size, sigma)
+    u = u / np.linalg.norm(u)
+    vh = (filter_operator(height, u) ** 2).sum(axis=1)
+    vw = (filter_operator(width, u) ** 2).sum(axis=1)
+    return np.outer(vh, vw)
+
+
+def blur(images: np.ndarray, size: int = 31, sigma: float = 5.0) -> np.ndarray:
+    """Gaussian blur of (…, H, W) arrays per channel, kernel ``size``/``sigma``, mirror padding.
+
+    Equals torchvision ``GaussianBlur((size, size), sigma)`` (the GEEX reference's "blur"
+    baseline, 31/5.0) on inputs large enough for torch's reflect padding, and is defined for
+    smaller ones too.
+    """
+    taps = gaussian_taps(size, sigma)
+    h, w = images.shape[-2:]
+    ah = filter_operator(h, taps).astype(np.float32)
+    aw = filter_operator(w, taps).astype(np.float32)
+    return (ah @ np.asarray(images, np.float32) @ aw.T).astype(np.float32)
+
+
+# -- path positions ---------------------------------------------------------------------------
+
+
+def path_alphas(
+    kind: str, u: np.ndarray, index: np.ndarray, count: int
+) -> np.ndarray:
+    """Path positions α of the queries (or mirror pairs) ``index`` out of ``count``.
+
+    ``u`` holds one U[0,1) draw per index. ``"stratified"``: α_k = (k + u_k)/count (one draw per
+    equal-width stratum of [0,1]); ``"uniform"``: α_k = u_k; ``"reference"``: α_k = k/(2·count − 1),
+    the GEEX reference code's ``linspace(0, 1, n*)`` indexed by pair number, which only covers
+    [0, ½) (see ``reference/blackbox-methods.md`` P1).
+    """
+    if kind == "stratified":
+        return ((index + u) / count).astype(np.float32)
+    if kind == "uniform":
+        return u.astype(np.float32)
+    if kind == "reference":
+        return (index / max(2 * count - 1, 1)).astype(np.float32)
+    raise InvalidInputError(f"alpha must be 'stratified', 'uniform' or 'reference', not {kind!r}.")
+
+
+# -- RISE up-sampling -------------------------------------------------------------------------
+
+
+def bilinear_operator(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix of order-1 resizing with half-pixel centres and mirror edges.
+
+    The interpolation ``skimage.transform.resize(order=1, mode="reflect", anti_aliasing=False)``
+    performs along one axis (skimage's "reflect" is scipy's "mirror"); RISE up-samples its grids
+    with it. Separable, so a 2-D resize is ``R_h · G · R_wᵀ``.
+    """
+    c = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    i0 = np.floor(c).astype(np.int64)
+    t = c - i0
+    op = np.zeros((n_out, n_in), dtype=np.float64)
+    rows = np.arange(n_out)
+    for idx, weight in ((i0, 1.0 - t), (i0 + 1, t)):
+        if n_in == 1:
+            idx = np.zeros_like(idx)
+        else:
+            period = 2 * (n_in - 1)
+            idx = np.abs(np.mod(idx, period))
+            idx = np.where(idx > n_in - 1, period - idx, idx)
+        np.add.at(op, (rows, idx), weight)
+    return op
+
+
+# -- backends ---------------------------------------------------------------------------------
+
+
+class NumpyOps:
+    """CPU backend: numpy arrays and ``numpy.random.Generator`` (PCG64) per block."""
+
+    name = "numpy"
+    device = "cpu"
+
+    def rng(self, seed: int, stream: str, block: int) -> np.random.Generator:
+        return np.random.default_rng(block_seed_sequence(seed, stream, block))
+
+    def normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def uniform(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.random(n)
+
+    def bernoulli(self, rng: np.random.Generator, p: float, shape: tuple[int, ...]) -> np.ndarray:
+        return (rng.random(shape, dtype=np.float32) < p).astype(np.float32)
+
+    def integers(self, rng: np.random.Generator, high: int, n: int) -> np.ndarray:
+        return rng.integers(0, high, size=n)
+
+    def asarray(self, a: Any, dtype: Any = np.float32) -> np.ndarray:
+        return np.asarray(a, dtype=dtype)
+
+    def index(self, a: Any) -> np.ndarray:
+        return np.asarray(a, dtype=np.int64)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+    def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=np.float32)
+
+    def zeros64(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, dtype=np.float64)
+
+    def to64(self, a: Any) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+
+class TorchOps:
+    """Device backend: torch tensors on ``device`` and one ``torch.Generator`` per block.
+
+    Used for CUDA models (queries are built where the model runs and bound to the session);
+    the same code runs on ``device="cpu"`` in the tests.
+    """
+
+    name = "torch"
+
+    def __init__(self, device: str = "cpu") -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+
+    def rng(self, seed: int, stream: str, block: int) -> Any:
+        state = block_seed_sequence(seed, stream, block).generate_state(1, dtype=np.uint64)[0]
+        gen = self.torch.Generator(device=self.device)
+        gen.manual_seed(int(state >> np.uint64(1)))
+        return gen
+
+    def normal(self, rng: Any, shape: tuple[int, ...]) -> Any:
+        return self.torch.randn(shape, generator=rng, device=self.device, dtype=self.torch.float32)
+
+    def uniform(self, rng: Any, n: int) -> np.ndarray:
+        # α stays on the host in float64 (it is tiny); drawn from the block's device generator.
+        u = self.torch.rand(n, generator=rng, device=self.device, dtype=self.torch.float64)
+        return u.cpu().numpy()
+
+    def bernoulli(self, rng: Any, p: float, shape: tuple[int, ...]) -> Any:
+        u = self.torch.rand(shape, generator=rng, device=self.device, dtype=self.torch.float32)
+        return (u < p).to(self.torch.float32)
+
+    def integers(self, rng: Any, high: int, n: int) -> Any:
+        return self.torch.randint(0, high, (n,), generator=rng, device=self.device)
+
+    def asarray(self, a: Any, dtype: Any = np.float32) -> Any:
+        tdtype = {np.float32: self.torch.float32, np.float64: self.torch.float64}[np.dtype(dtype).type]
+        if isinstance(a, self.torch.Tensor):
+            return a.to(device=self.device, dtype=tdtype)
+        return self.torch.as_tensor(np.asarray(a, dtype=dtype), device=self.device)
+
+    def index(self, a: Any) -> Any:
+        if isinstance(a, self.torch.Tensor):
+            return a.to(device=self.device, dtype=self.torch.int64)
+        return self.torch.as_tensor(np.asarray(a, dtype=np.int64), device=self.device)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        if isinstance(a, self.torch.Tensor):
+            return a.detach().cpu().numpy()
+        return np.asarray(a)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return self.torch.empty(shape, dtype=self.torch.float32, device=self.device)
+
+    def zeros64(self, shape: tuple[int, ...]) -> Any:
+        return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def to64(self, a: Any) -> Any:
+        return self.asarray(a, np.float64)
+
+
+Ops = NumpyOps | TorchOps
+
+
+def select_backend(backend: str, model: Any) -> Ops:
+    """``"numpy"``, ``"torch"`` (on the model's device) or ``"auto"`` (torch only for CUDA models)."""
+    device = str(getattr(model, "device", "cpu") or "cpu")
+    if backend == "auto":
+        backend = "torch" if device.startswith("cuda") else "numpy"
+    if backend == "numpy":
+        return NumpyOps()
+    if backend == "torch":
+        return TorchOps(device)
+    raise InvalidInputError(f"backend must be 'auto', 'numpy' or 'torch', not {backend!r}.")

@@ -1,0 +1,398 @@
+"""OnnxModel: an ONNX Runtime session seen as a QueryModel.
+
+The adapter reads the graph (one image input, one class-score output), picks the device, finds
+the best batch size by measuring, and forwards chunks. Nothing here looks inside the model beyond
+its declared inputs/outputs and whether its output node is a Softmax.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from onnxplain.errors import DeviceUnavailableError, InvalidInputError, ModelLoadError
+from onnxplain.models.base import BaseQueryModel, Normalize, OutputHead
+
+Layout = Literal["NCHW", "NHWC"]
+
+# Chunk sizes tried by batch_size="auto", and the cap on one chunk's input bytes.
+_AUTO_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+_AUTO_MAX_CHUNK_BYTES = 256 * 2**20
+_AUTO_SECONDS_PER_CANDIDATE = 0.15
+# Best batch sizes measured so far, keyed by (model digest, device, threads, layout).
+_BEST_BATCH_CACHE: dict[tuple[str, str, int, str], int] = {}
+
+# Ops that leave a Softmax's output a probability vector (we look through them backwards).
+_TRANSPARENT_OPS = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
+
+_ORT_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_device_count() -> int:
+    """Number of CUDA devices the driver reports (0 without a driver), without touching ORT."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return int(count.value)
+    return 0
+
+
+def cuda_available() -> bool:
+    """True when a CUDA device exists and this onnxruntime build has the CUDA provider."""
+    import onnxruntime as ort
+
+    return cuda_device_count() > 0 and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def parse_device(device: str) -> tuple[str, int]:
+    """``"auto"|"cpu"|"cuda"|"cuda:i"`` → ``("cpu"|"cuda", index)``; auto picks CUDA only when usable."""
+    if device == "auto":
+        return ("cuda", 0) if cuda_available() else ("cpu", 0)
+    if device == "cpu":
+        return "cpu", 0
+    if device == "cuda" or device.startswith("cuda:"):
+        index_text = device.partition(":")[2] or "0"
+        if not index_text.isdigit():
+            raise InvalidInputError(f"device {device!r} is not of the form 'cuda:<index>'.")
+        index = int(index_text)
+        if not cuda_available():
+            raise DeviceUnavailableError(
+                f"device {device!r} was requested but CUDA is not available on this machine "
+                "(no CUDA device, or onnxruntime-gpu is not installed); use --device cpu."
+            )
+        if index >= cuda_device_count():
+            raise DeviceUnavailableError(f"device {device!r} does not exist: {cuda_device_count()} CUDA device(s).")
+        return "cuda", index
+    raise InvalidInputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', not {device!r}.")
+
+
+def _read_model_bytes(model: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return bytes(model), "<bytes>"
+    path = Path(model)
+    if not path.exists():
+        raise ModelLoadError(f"model file {str(path)!r} does not exist.")
+    if not path.is_file():
+        raise ModelLoadError(f"model path {str(path)!r} is not a file.")
+    try:
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}.") from exc
+
+
+def _dims(value_info: Any) -> list[int | str | None]:
+    dims: list[int | str | None] = []
+    for d in value_info.type.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return dims
+
+
+def _ends_in(graph: Any, output_name: str) -> str | None:
+    """``"softmax"`` / ``"logsoftmax"`` when the output is produced by one (through reshapes)."""
+    producers = {out: node for node in graph.node for out in node.output}
+    name = output_name
+    for _ in range(16):
+        node = producers.get(name)
+        if node is None:
+            return None
+        if node.op_type == "Softmax":
+            return "softmax"
+        if node.op_type == "LogSoftmax":
+            return "logsoftmax"
+        if node.op_type not in _TRANSPARENT_OPS or not node.input:
+            return None
+        name = node.input[0]
+    return None
+
+
+class OnnxModel(BaseQueryModel):
+    """A classifier served by ONNX Runtime, queried as ``model(batch) -> (N, num_classes)``.
+
+    Args:
+        model: path of an ``.onnx`` file, or its bytes.
+        output: ``"probs"`` (softmax unless the graph already ends in Softmax), ``"logits"``, ``"raw"``.
+        device: ``"auto"`` (CUDA when it really works, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:i"``.
+        batch_size: chunk size, or ``"auto"`` to measure the best throughput on first use
+            (bigger is not better on CPU). A graph with a fixed batch dimension uses that size,
+            padding the last chunk; on CUDA every chunk is padded to one fixed shape so cuDNN keeps
+            its tuned algorithms.
+        preprocess: :class:`~onnxplain.models.base.Normalize` applied to [0,1] pixels before the
+            graph, for models that expect normalised input.
+        layout: ``"NCHW"`` or ``"NHWC"`` (the graph's layout; explainers always work in CHW).
+        max_queries: budget of samples (see :class:`~onnxplain.models.base.BaseQueryModel`).
+        input_shape: one sample's (C,H,W), required only when the graph leaves it dynamic.
+        intra_op_threads: CPU threads per call; ``None`` lets ONNX Runtime use the physical cores.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | bytes,
+        *,
+        output: OutputHead = "probs",
+        device: str = "auto",
+        batch_size: int | Literal["auto"] = "auto",
+        preprocess: Normalize | None = None,
+        layout: Layout = "NCHW",
+        max_queries: int | None = None,
+        input_shape: Sequence[int] | None = None,
+        intra_op_threads: int | None = None,
+    ) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        if layout not in ("NCHW", "NHWC"):
+            raise InvalidInputError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}.")
+        if batch_size != "auto" and not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+            raise InvalidInputError(f"batch_size must be 'auto' or a positive integer, got {batch_size!r}.")
+        self.device_type, self.device_id = parse_device(device)
+        raw, self.source = _read_model_bytes(model)
+        try:
+            proto = onnx.load_model_from_string(raw)
+        except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ...
+            raise ModelLoadError(f"{self.source} is not an ONNX model ({type(exc).__name__}).") from exc
+        if not proto.graph.node and not proto.graph.output:
+            raise ModelLoadError(f"{self.source} is not an ONNX model (no graph).")
+        self.metadata = {p.key: p.value for p in proto.metadata_props}
+
+        initializers = {init.name for init in proto.graph.initializer}
+        inputs = [i for i in proto.graph.input if i.name not in initializers]
+        if len(inputs) != 1:
+            names = ", ".join(i.name for i in inputs) or "none"
+            raise ModelLoadError(
+                f"{self.source} has {len(inputs)} inputs ({names}); onnxplain needs exactly one image input."
+            )
+        graph_input = inputs[0]
+        in_type = graph_input.type.tensor_type
+        dtype_name = onnx.helper.tensor_dtype_to_np_dtype(in_type.elem_type) if in_type.elem_type else None
+        if dtype_name not in (np.float32, np.float16, np.float64):
+            raise ModelLoadError(f"{self.source}: input {graph_input.name!r} is not a float tensor ({dtype_name}).")
+        self.input_dtype = np.dtype(dtype_name)
+        dims = _dims(graph_input)
+        if len(dims) < 2:
+            raise ModelLoadError(f"{self.source}: input {graph_input.name!r} has rank {len(dims)}; need a batch axis.")
+        self.fixed_batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
+        sample_dims = dims[1:]
+        if layout == "NHWC":
+            if len(sample_dims) != 3:
+                raise ModelLoadError(f"{self.source}: layout NHWC needs a rank-4 input, got rank {len(dims)}.")
+            sample_dims = [sample_dims[2], sample_dims[0], sample_dims[1]]
+        if input_shape is not None:
+            shape = tuple(int(d) for d in input_shape)
+            if len(shape) != len(sample_dims) or any(
+                isinstance(d, int) and d > 0 and d != s for d, s in zip(sample_dims, shape, strict=True)
+            ):
+                raise InvalidInputError(f"input_shape {shape} does not fit the graph's input {dims} ({layout}).")
+        elif all(isinstance(d, int) and d > 0 for d in sample_dims):
+            shape = tuple(int(d) for d in sample_dims)  # type: ignore[arg-type]
+        else:
+            raise ModelLoadError(
+                f"{self.source}: input {graph_input.name!r} has dynamic sample dims {dims[1:]}; pass input_shape=(C, H, W)."
+            )
+        self.input_name = graph_input.name
+        self.layout = layout
+
+        outputs = list(proto.graph.output)
+        scored = [o for o in outputs if len(_dims(o)) == 2]
+        if len(outputs) == 1:
+            chosen = outputs[0]
+        elif len(scored) == 1:
+            chosen = scored[0]
+        else:
+            names = ", ".join(o.name for o in outputs) or "none"
+            raise ModelLoadError(
+                f"{self.source} has outputs ({names}); onnxplain needs one (N, num_classes) class-score output."
+            )
+        self.output_name = chosen.name
+        self._ends = _ends_in(proto.graph, chosen.name)
+        self.ends_in_softmax = self._ends == "softmax"
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if intra_op_threads is not None:
+            options.intra_op_num_threads = int(intra_op_threads)
+        self.intra_op_threads = int(intra_op_threads or 0)
+        if self.device_type == "cuda":
+            providers: list[Any] = [
+                (
+                    "CUDAExecutionProvider",
+                    {"device_id": self.device_id, "arena_extend_strategy": "kSameAsRequested",
+                     "cudnn_conv_algo_search": "EXHAUSTIVE"},
+                ),
+                "CPUExecutionProvider",
+            ]
+        else:
+            providers = ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(raw, sess_options=options, providers=providers)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"ONNX Runtime cannot load {self.source}: {first}") from exc
+        if self.device_type == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise DeviceUnavailableError("CUDA was requested but ONNX Runtime could not load its CUDA provider.")
+        self.device = "cpu" if self.device_type == "cpu" else f"cuda:{self.device_id}"
+        self._digest = hashlib.sha1(raw).hexdigest()
+
+        num_classes = _dims(chosen)[-1] if _dims(chosen) else None
+        super().__init__(
+            shape,
+            1,
+            output=output,
+            batch_size=None if batch_size == "auto" else int(batch_size),
+            max_queries=max_queries,
+            preprocess=preprocess,
+        )
+        self.auto_batch = batch_size == "auto"
+        if isinstance(num_classes, int) and num_classes > 0:
+            self.num_classes = num_classes
+        else:
+            probe = self._forward(np.zeros((self.fixed_batch or 1, *self.input_shape), np.float32))
+            self.num_classes = int(np.asarray(probe).reshape(self.fixed_batch or 1, -1).shape[1])
+        if self.num_classes < 2 and output == "probs":
+            raise ModelLoadError(f"{self.source} returns {self.num_classes} score per sample; 'probs' needs ≥ 2 classes.")
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str] | None:
+        """Class names stored in the model's metadata by ``onnxplain export`` (if any)."""
+        text = self.metadata.get("labels")
+        if not text:
+            return None
+        try:
+            labels = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return [str(v) for v in labels] if isinstance(labels, list) else None
+
+    # -- batching -------------------------------------------------------------------------------
+    def _chunk_size(self) -> int:
+        if self.fixed_batch is not None:
+            return self.fixed_batch
+        if self.batch_size is None:
+            self.batch_size = self._measure_best_batch_size()
+        return self.batch_size
+
+    def best_batch_size(self) -> int:
+        return self._chunk_size()
+
+    def _measure_best_batch_size(self) -> int:
+        """Time a few chunk sizes (samples/s) and keep the fastest; cached per model and device.
+
+        Stops growing once throughput falls below 80 % of the best seen for two sizes in a row
+        (CPU throughput often peaks at small batches for large models).
+        """
+        key = (self._digest, self.device, self.intra_op_threads, self.layout)
+        if key in _BEST_BATCH_CACHE:
+            return _BEST_BATCH_CACHE[key]
+        rng = np.random.default_rng(0)
+        sample_bytes = int(np.prod(self.input_shape)) * 4
+        best_size, best_rate, worse = 1, 0.0, 0
+        for size in _AUTO_CANDIDATES:
+            if size > 1 and size * sample_bytes > _AUTO_MAX_CHUNK_BYTES:
+                break
+            chunk = rng.random((size, *self.input_shape), dtype=np.float32)
+            if self.preprocess is not None:
+                chunk = self.preprocess(chunk)
+            self._forward(chunk)  # warm-up (allocations, kernel selection)
+            done, t0 = 0, time.perf_counter()
+            while True:
+                self._forward(chunk)
+                done += size
+                elapsed = time.perf_counter() - t0
+                if elapsed >= _AUTO_SECONDS_PER_CANDIDATE or done >= 64 * size:
+                    break
+            rate = done / elapsed
+            if rate > best_rate:
+                best_size, best_rate, worse = size, rate, 0
+            elif rate < 0.8 * best_rate:
+                worse += 1
+                if worse >= 2:
+                    break
+        _BEST_BATCH_CACHE[key] = best_size
+        return best_size
+
+    # -- forwarding -----------------------------------------------------------------------------
+    def _forward(self, chunk: Any) -> np.ndarray:
+        n = int(chunk.shape[0])
+        pad_to = self.fixed_batch or (self.batch_size if self.device_type == "cuda" else None)
+        if isinstance(chunk, np.ndarray):
+            if pad_to and n < pad_to:
+                chunk = np.concatenate([chunk, np.zeros((pad_to - n, *chunk.shape[1:]), chunk.dtype)])
+            if self.layout == "NHWC":
+                chunk = chunk.transpose(0, 2, 3, 1)
+            chunk = np.ascontiguousarray(chunk, dtype=self.input_dtype)
+            if self.device_type == "cpu":
+                out = self.session.run([self.output_name], {self.input_name: chunk})[0]
+            else:
+                out = self._run_bound(chunk, None)
+        else:
+            out = self._run_bound(None, self._prepare_tensor(chunk, pad_to))
+        out = np.asarray(out)
+        return out.reshape(out.shape[0], -1)[:n]
+
+    def _prepare_tensor(self, tensor: Any, pad_to: int | None) -> Any:
+        """A torch tensor already on the model's device: pad, permute, make contiguous, cast."""
+        import torch
+
+        n = tensor.shape[0]
+        if pad_to and n < pad_to:
+            tensor = torch.cat([tensor, tensor.new_zeros((pad_to - n, *tensor.shape[1:]))])
+        if self.layout == "NHWC":
+            tensor = tensor.permute(0, 2, 3, 1)
+        dtype = {np.float32: torch.float32, np.float16: torch.float16, np.float64: torch.float64}[self.input_dtype.type]
+        return tensor.to(dtype=dtype).contiguous()
+
+    def _run_bound(self, array: np.ndarray | None, tensor: Any) -> np.ndarray:
+        """IO binding: the input stays where it is (device memory), only the scores come back."""
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        if tensor is not None:
+            kind = tensor.device.type
+            if (kind == "cuda") != (self.device_type == "cuda"):
+                raise InvalidInputError(f"a tensor on {tensor.device} was given to a model on {self.device}.")
+            binding.bind_input(
+                self.input_name,
+                kind,
+                tensor.device.index or 0,
+                self.input_dtype.type,
+                list(tensor.shape),
+                tensor.data_ptr(),
+            )
+        else:
+            value = ort.OrtValue.ortvalue_from_numpy(array, self.device_type, self.device_id)
+            binding.bind_ortvalue_input(self.input_name, value)
+        binding.bind_output(self.output_name, self.device_type, self.device_id)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def _head(self, raw: np.ndarray) -> np.ndarray:
+        if self._ends == "logsoftmax" and self.output != "raw":
+            return np.exp(raw) if self.output == "probs" else raw
+        return super()._head(raw)
+
+    def __repr__(self) -> str:
+        return (
+            f"OnnxModel({self.source!r}, input_shape={self.input_shape}, num_classes={self.num_classes}, "
+            f"device={self.device!r}, output={self.output!r})"
+        )

@@ -1,0 +1,359 @@
+"""A small KServe v2 (Open Inference Protocol) HTTP server for one ONNX model, on ONNX Runtime.
+
+Enough of the protocol to stand in for Triton or KServe when trying :class:`RemoteModel` and to
+test it on loopback: server/model metadata, readiness, Triton's ``/config`` (for
+``max_batch_size``) and ``infer`` in JSON or with the binary tensor extension. It is a stdlib
+``ThreadingHTTPServer`` (one thread per connection, keep-alive), not a production server: no TLS,
+no authentication, no dynamic batching.
+
+    python -m onnxplain.serve model.onnx --name mnist --port 8000
+    # then: RemoteModel.from_url("http://127.0.0.1:8000/v2/models/mnist")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import threading
+from collections.abc import Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnxplain.errors import ModelLoadError
+
+__all__ = ["V2Handler", "V2Server", "main"]
+
+BINARY_HEADER = "Inference-Header-Content-Length"
+_ORT_TO_V2 = {
+    "tensor(float)": "FP32",
+    "tensor(float16)": "FP16",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+}
+_V2_TO_NUMPY = {"FP32": "<f4", "FP16": "<f2", "FP64": "<f8", "INT64": "<i8", "INT32": "<i4"}
+_ROUTE = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/[a-z]+)?$")
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class V2Server:
+    """Serve ``model_path`` under ``/v2/models/{name}`` on ``host:port`` (``port=0``: pick a free one).
+
+    Args:
+        model_path: an ONNX file.
+        name: model name in the URLs; default the file's stem.
+        version: the one version served (also reachable without ``/versions/…``).
+        host / port: where to listen; loopback by default.
+        max_batch_size: largest batch accepted (HTTP 400 beyond it); reported in the metadata and
+            in Triton's ``/config``. ``None``: unlimited.
+        binary: advertise and accept the binary tensor extension.
+        threads: ONNX Runtime intra-op threads (0 = ORT's default).
+        handler: request handler class (tests subclass :class:`V2Handler` to inject faults).
+
+    Counters ``n_requests`` (infer requests received) and ``n_samples`` (samples computed) let
+    tests check what reached the model.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        version: str = "1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_batch_size: int | None = None,
+        binary: bool = True,
+        threads: int = 0,
+        handler: type[V2Handler] | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise ModelLoadError(f"{path} does not exist or is not a file.")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for every kind of bad file
+            raise ModelLoadError(f"{path} could not be loaded by ONNX Runtime ({exc}).") from exc
+        self.name = name or path.stem
+        self.version = str(version)
+        self.max_batch_size = max_batch_size
+        self.binary = binary
+        self.inputs = [self._tensor_meta(t) for t in self.session.get_inputs()]
+        self.outputs = [self._tensor_meta(t) for t in self.session.get_outputs()]
+        self.n_requests = 0
+        self.n_samples = 0
+        self._count_lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), handler or V2Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.app = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _tensor_meta(t: Any) -> dict[str, Any]:
+        shape = [d if isinstance(d, int) and d > 0 else -1 for d in t.shape]
+        return {"name": t.name, "datatype": _ORT_TO_V2.get(t.type, t.type), "shape": shape}
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:54321``."""
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def model_url(self) -> str:
+        """``{url}/v2/models/{name}``, what :meth:`RemoteModel.from_url` takes."""
+        return f"{self.url}/v2/models/{self.name}"
+
+    def start(self) -> V2Server:
+        """Serve in a background thread; returns self."""
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="onnxplain-v2", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> V2Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- protocol -------------------------------------------------------------------------------
+    def server_metadata(self) -> dict[str, Any]:
+        from onnxplain import __version__
+
+        extensions = ["model_configuration"] + (["binary_tensor_data"] if self.binary else [])
+        return {"name": "onnxplain", "version": __version__, "extensions": extensions}
+
+    def model_metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
+        return meta
+
+    def model_config(self) -> dict[str, Any]:
+        return {"name": self.name, "platform": "onnxruntime_onnx", "max_batch_size": self.max_batch_size or 0}
+
+    def infer(self, body: bytes, header_length: int | None) -> tuple[bytes, dict[str, str]]:
+        """Run one inference request; returns (response body, extra headers)."""
+        if header_length is not None:
+            if not 0 <= header_length <= len(body):
+                raise _BadRequest(400, f"{BINARY_HEADER} {header_length} exceeds the body of {len(body)} bytes")
+            header, binary = body[:header_length], body[header_length:]
+        else:
+            header, binary = body, b""
+        try:
+            request = json.loads(header)
+        except ValueError as exc:
+            raise _BadRequest(400, f"the request is not valid JSON ({exc})") from exc
+        if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+            raise _BadRequest(400, "the request has no 'inputs' list")
+        feeds: dict[str, np.ndarray] = {}
+        known = {t["name"]: t for t in self.inputs}
+        offset = 0
+        for tensor in request["inputs"]:
+            name = tensor.get("name")
+            if name not in known:
+                raise _BadRequest(400, f"unknown input {name!r}")
+            datatype = tensor.get("datatype")
+            if datatype != known[name]["datatype"]:
+                raise _BadRequest(400, f"input {name!r} has datatype {datatype!r}, expected {known[name]['datatype']!r}")
+            shape = tensor.get("shape")
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise _BadRequest(400, f"input {name!r} has an invalid shape {shape!r}")
+            expected = known[name]["shape"]
+            if len(shape) != len(expected) or any(e not in (-1, d) for e, d in zip(expected, shape)):
+                raise _BadRequest(400, f"input {name!r} has shape {shape}, the model takes {expected}")
+            if self.max_batch_size is not None and shape and shape[0] > self.max_batch_size:
+                raise _BadRequest(400, f"batch of {shape[0]} exceeds max_batch_size {self.max_batch_size}")
+            dtype = np.dtype(_V2_TO_NUMPY[datatype])
+            count = int(np.prod(shape))
+            size = (tensor.get("parameters") or {}).get("binary_data_size")
+            if size is not None:
+                if size != count * dtype.itemsize or offset + size > len(binary):
+                    raise _BadRequest(400, f"input {name!r} declares {size} binary bytes, which do not fit")
+                array = np.frombuffer(binary, dtype, count, offset)
+                offset += size
+            else:
+                try:
+                    array = np.asarray(tensor.get("data"), dtype=dtype)
+                except (TypeError, ValueError) as exc:
+                    raise _BadRequest(400, f"input {name!r} holds non-numbers") from exc
+                if array.size != count:
+                    raise _BadRequest(400, f"input {name!r} has {array.size} values for shape {shape}")
+            feeds[name] = array.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+        if set(feeds) != set(known):
+            raise _BadRequest(400, f"the model needs inputs {sorted(known)}")
+        wanted = request.get("outputs") or [{"name": t["name"]} for t in self.outputs]
+        all_binary = bool((request.get("parameters") or {}).get("binary_data_output"))
+        names = [o.get("name") for o in wanted]
+        outputs_meta = {t["name"]: t for t in self.outputs}
+        for name in names:
+            if name not in outputs_meta:
+                raise _BadRequest(400, f"unknown output {name!r}")
+        results = self.session.run(names, feeds)
+        with self._count_lock:
+            self.n_requests += 1
+            self.n_samples += int(next(iter(feeds.values())).shape[0])
+        response_outputs = []
+        chunks: list[bytes] = []
+        for spec, value in zip(wanted, results):
+            value = np.asarray(value)
+            entry: dict[str, Any] = {
+                "name": spec["name"],
+                "datatype": outputs_meta[spec["name"]]["datatype"],
+                "shape": list(value.shape),
+            }
+            as_binary = self.binary and (all_binary or bool((spec.get("parameters") or {}).get("binary_data")))
+            if as_binary:
+                raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"), copy=False).tobytes()
+                entry["parameters"] = {"binary_data_size": len(raw)}
+                chunks.append(raw)
+            else:
+                entry["data"] = value.ravel().tolist()
+            response_outputs.append(entry)
+        doc = {"model_name": self.name, "model_version": self.version, "outputs": response_outputs}
+        if "id" in request:
+            doc["id"] = request["id"]
+        head = json.dumps(doc, separators=(",", ":")).encode()
+        if not chunks:
+            return head, {"Content-Type": "application/json"}
+        return head + b"".join(chunks), {"Content-Type": "application/octet-stream", BINARY_HEADER: str(len(head))}
+
+
+class V2Handler(BaseHTTPRequestHandler):
+    """Routes the v2 endpoints to the :class:`V2Server` in ``self.server.app``."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
+    server_version = "onnxplain-v2"
+
+    @property
+    def app(self) -> V2Server:
+        return self.server.app  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # quiet: one line per query would drown everything else
+
+    def send_body(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {"Content-Type": "application/json"}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, status: int, doc: Any) -> None:
+        self.send_body(status, json.dumps(doc).encode())
+
+    def send_error_json(self, status: int, message: str) -> None:
+        self.send_json(status, {"error": message})
+
+    def _model_route(self) -> str | None:
+        """What follows ``/v2/models/NAME[/versions/V]`` ("", "/infer", ...); None if no such path.
+
+        Raises ``_BadRequest(404)`` for another model's name or version.
+        """
+        match = _ROUTE.match(self.path.split("?", 1)[0].rstrip("/"))
+        if match is None:
+            return None
+        if match["name"] != self.app.name:
+            raise _BadRequest(404, f"unknown model {match['name']!r}")
+        if match["version"] not in (None, self.app.version):
+            raise _BadRequest(404, f"unknown version {match['version']!r} of model {self.app.name!r}")
+        return match["rest"] or ""
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/v2":
+            return self.send_json(200, self.app.server_metadata())
+        if path in ("/v2/health/live", "/v2/health/ready"):
+            return self.send_body(200, b"")
+        try:
+            rest = self._model_route()
+        except _BadRequest as exc:
+            return self.send_error_json(exc.status, str(exc))
+        if rest == "":
+            return self.send_json(200, self.app.model_metadata())
+        if rest == "/ready":
+            return self.send_body(200, b"")
+        if rest == "/config":
+            return self.send_json(200, self.app.model_config())
+        return self.send_error_json(404, f"no endpoint {path}")
+
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        body = self.read_body()
+        try:
+            if self._model_route() != "/infer":
+                raise _BadRequest(404, f"no endpoint {self.path}")
+            header_length = self.headers.get(BINARY_HEADER)
+            length = int(header_length) if header_length is not None else None
+            payload, headers = self.app.infer(body, length)
+        except _BadRequest as exc:
+            return self.send_error_json(exc.status, str(exc))
+        except ValueError as exc:
+            return self.send_error_json(400, f"bad request ({exc})")
+        except Exception as exc:  # an ONNX Runtime failure is the server's fault: 500
+            return self.send_error_json(500, f"inference failed ({type(exc).__name__}: {exc})")
+        return self.send_body(200, payload, headers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m onnxplain.serve MODEL.onnx [--name N] [--host H] [--port P] [--max-batch-size B]``."""
+    parser = argparse.ArgumentParser(prog="onnxplain serve", description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="ONNX file to serve")
+    parser.add_argument("--name", default=None, help="model name in the URL (default: file stem)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--max-batch-size", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--no-binary", action="store_true", help="JSON only (no binary tensor extension)")
+    args = parser.parse_args(argv)
+    server = V2Server(
+        args.model,
+        name=args.name,
+        host=args.host,
+        port=args.port,
+        max_batch_size=args.max_batch_size,
+        binary=not args.no_binary,
+        threads=args.threads,
+    )
+    print(f"serving {args.model} at {server.model_url}", flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
