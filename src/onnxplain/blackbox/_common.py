@@ -14,6 +14,7 @@ import numpy as np
 
 from onnxplain.blackbox.sampling import BLOCK, Ops, blur
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
+from onnxplain.explanation import Explanation
 from onnxplain.models.base import QueryModel, Target, as_batch, predict, preferred_batch_size
 
 BaselineSpec = Any  # "zero" | float | "blur" | array broadcastable to (C,H,W) or (B,C,H,W)
@@ -148,12 +149,17 @@ def check_budget(model: QueryModel, needed: int) -> None:
         )
 
 
-def load_explicands(model: QueryModel, x: Any, target: Target) -> Explicands:
-    """Shape-check ``x``, then one query per explicand for its target (top class if None) and f(x)."""
+def prepare(model: QueryModel, x: Any) -> tuple[np.ndarray, bool]:
+    """``x`` as a (B,C,H,W) float32 batch for an image model, and whether it was one explicand."""
     check_image_model(model)
     batch, single = as_batch(x, model.input_shape)
     if not np.isfinite(batch).all():
         raise InvalidInputError("the explicand holds NaN or infinite values.")
+    return batch, single
+
+
+def query_explicands(model: QueryModel, batch: np.ndarray, single: bool, target: Target) -> Explicands:
+    """One query per explicand: its target (top class if None) and f(x)."""
     targets, scores = predict(model, batch, target)
     return Explicands(batch, single, targets, scores)
 
@@ -228,12 +234,54 @@ def stream(
         if buffer is None or buffer.shape[1] != total:
             buffer = ops.empty((b, total, *sample))
         blocks = []
-        for k, (start, stop) in zip(group, spans):
+        for k, (start, stop) in zip(group, spans, strict=True):
             block = make_block(k, start, stop)
             off = start - spans[0][0]
             write_queries(block, buffer[:, off : off + stop - start])
             blocks.append(block)
         scores = target_scores(model, buffer.reshape(b * total, *sample), targets)
-        for block, (start, stop) in zip(blocks, spans):
+        for block, (start, stop) in zip(blocks, spans, strict=True):
             off = start - spans[0][0]
             consume(block, scores[:, off : off + stop - start])
+
+
+def build_explanation(
+    method: str,
+    exp: Explicands,
+    attributions: np.ndarray,
+    params: dict[str, Any],
+    clock: Clock,
+    n_queries: int,
+    baseline_scores: np.ndarray | None = None,
+    diagnostics: dict[str, np.ndarray | Any] | None = None,
+) -> Explanation:
+    """One Explanation for the call: per-explicand values for a batch, scalars for one explicand.
+
+    Diagnostics given as (B,) arrays become scalars for a single explicand.
+    """
+    diagnostics = dict(diagnostics or {})
+    if exp.single:
+        return Explanation(
+            attributions=attributions[0],
+            method=method,
+            target=int(exp.targets[0]),
+            score=float(exp.scores[0]),
+            baseline_score=None if baseline_scores is None else float(baseline_scores[0]),
+            params=params,
+            n_queries=n_queries,
+            seconds=clock.seconds(),
+            model_seconds=clock.model_seconds(),
+            diagnostics={k: (v[0].item() if isinstance(v, np.ndarray) else v) for k, v in diagnostics.items()},
+        )
+    return Explanation(
+        attributions=attributions,
+        method=method,
+        target=exp.targets,
+        score=exp.scores,
+        baseline_score=baseline_scores,
+        params=params,
+        n_queries=n_queries,
+        seconds=clock.seconds(),
+        model_seconds=clock.model_seconds(),
+        diagnostics=diagnostics,
+    )

@@ -213,6 +213,9 @@ class NumpyOps:
     def zeros64(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape, dtype=np.float64)
 
+    def mul_into(self, a: Any, b: Any, out: np.ndarray) -> None:
+        np.multiply(a, b, out=out)
+
     def to64(self, a: Any) -> np.ndarray:
         return np.asarray(a, dtype=np.float64)
 
@@ -274,6 +277,9 @@ class TorchOps:
 
     def zeros64(self, shape: tuple[int, ...]) -> Any:
         return self.torch.zeros(shape, dtype=self.torch.float64, device=self.device)
+
+    def mul_into(self, a: Any, b: Any, out: Any) -> None:
+        self.torch.mul(a, b, out=out)
 
     def to64(self, a: Any) -> Any:
         return self.asarray(a, np.float64)
