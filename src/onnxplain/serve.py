@@ -18,7 +18,6 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -98,8 +97,7 @@ class V2Server:
         self.n_requests = 0
         self.n_samples = 0
         self._count_lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), handler or V2Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer((host, port), handler or V2Handler)
         self.httpd.app = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
@@ -162,7 +160,9 @@ class V2Server:
         """Run one inference request; returns (response body, extra headers)."""
         if header_length is not None:
             if not 0 <= header_length <= len(body):
-                raise _BadRequest(400, f"{BINARY_HEADER} {header_length} exceeds the body of {len(body)} bytes")
+                raise _BadRequest(
+                    400, f"{BINARY_HEADER} {header_length} exceeds the body of {len(body)} bytes"
+                )
             header, binary = body[:header_length], body[header_length:]
         else:
             header, binary = body, b""
@@ -181,12 +181,16 @@ class V2Server:
                 raise _BadRequest(400, f"unknown input {name!r}")
             datatype = tensor.get("datatype")
             if datatype != known[name]["datatype"]:
-                raise _BadRequest(400, f"input {name!r} has datatype {datatype!r}, expected {known[name]['datatype']!r}")
+                raise _BadRequest(
+                    400, f"input {name!r} has datatype {datatype!r}, expected {known[name]['datatype']!r}"
+                )
             shape = tensor.get("shape")
             if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
                 raise _BadRequest(400, f"input {name!r} has an invalid shape {shape!r}")
             expected = known[name]["shape"]
-            if len(shape) != len(expected) or any(e not in (-1, d) for e, d in zip(expected, shape)):
+            if len(shape) != len(expected) or any(
+                e not in (-1, d) for e, d in zip(expected, shape, strict=True)
+            ):
                 raise _BadRequest(400, f"input {name!r} has shape {shape}, the model takes {expected}")
             if self.max_batch_size is not None and shape and shape[0] > self.max_batch_size:
                 raise _BadRequest(400, f"batch of {shape[0]} exceeds max_batch_size {self.max_batch_size}")
@@ -221,14 +225,16 @@ class V2Server:
             self.n_samples += int(next(iter(feeds.values())).shape[0])
         response_outputs = []
         chunks: list[bytes] = []
-        for spec, value in zip(wanted, results):
+        for spec, value in zip(wanted, results, strict=True):
             value = np.asarray(value)
             entry: dict[str, Any] = {
                 "name": spec["name"],
                 "datatype": outputs_meta[spec["name"]]["datatype"],
                 "shape": list(value.shape),
             }
-            as_binary = self.binary and (all_binary or bool((spec.get("parameters") or {}).get("binary_data")))
+            as_binary = self.binary and (
+                all_binary or bool((spec.get("parameters") or {}).get("binary_data"))
+            )
             if as_binary:
                 raw = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"), copy=False).tobytes()
                 entry["parameters"] = {"binary_data_size": len(raw)}
@@ -242,7 +248,10 @@ class V2Server:
         head = json.dumps(doc, separators=(",", ":")).encode()
         if not chunks:
             return head, {"Content-Type": "application/json"}
-        return head + b"".join(chunks), {"Content-Type": "application/octet-stream", BINARY_HEADER: str(len(head))}
+        return head + b"".join(chunks), {
+            "Content-Type": "application/octet-stream",
+            BINARY_HEADER: str(len(head)),
+        }
 
 
 class V2Handler(BaseHTTPRequestHandler):
@@ -309,7 +318,10 @@ class V2Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
-        body = self.read_body()
+        self.answer_infer(self.read_body())
+
+    def answer_infer(self, body: bytes) -> None:
+        """Route a POST whose body has been read: ``…/infer`` runs the model, anything else is 404."""
         try:
             if self._model_route() != "/infer":
                 raise _BadRequest(404, f"no endpoint {self.path}")
@@ -323,6 +335,17 @@ class V2Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # an ONNX Runtime failure is the server's fault: 500
             return self.send_error_json(500, f"inference failed ({type(exc).__name__}: {exc})")
         return self.send_body(200, payload, headers)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client that hung up (e.g. after its own timeout) is not a server error
+        super().handle_error(request, client_address)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,6 @@ import http.client
 import json
 import math
 import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -269,7 +268,9 @@ class RemoteModel(BaseQueryModel):
         for t in tensors:
             if isinstance(t, dict) and t.get("name") == name:
                 return t
-        raise ModelLoadError(f"{self.model_url} has no {kind} named {name!r} (it has {', '.join(map(str, names))}).")
+        raise ModelLoadError(
+            f"{self.model_url} has no {kind} named {name!r} (it has {', '.join(map(str, names))})."
+        )
 
     def _pick_shapes(self, input_shape: Sequence[int] | None, num_classes: int | None) -> None:
         shape = [int(d) for d in self._input.get("shape", [])]
@@ -283,7 +284,7 @@ class RemoteModel(BaseQueryModel):
         if input_shape is not None:
             sample = tuple(int(d) for d in input_shape)
             want = self._to_wire_shape(sample)
-            if len(want) != len(wire) or any(w not in (-1, d) for w, d in zip(wire, want)):
+            if len(want) != len(wire) or any(w not in (-1, d) for w, d in zip(wire, want, strict=True)):
                 raise InvalidInputError(
                     f"input_shape {sample} does not fit the server's input shape {shape} ({self.layout})."
                 )
@@ -417,7 +418,7 @@ class RemoteModel(BaseQueryModel):
                 response = _Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, payload)
                 if resp.will_close:
                     self._drop_connection()
-            except (TimeoutError, socket.timeout) as exc:
+            except TimeoutError as exc:
                 self._drop_connection()
                 timed_out, last_status = True, None
                 last = f"no answer within {self.timeout:g} s ({exc or 'timed out'})"
@@ -462,7 +463,11 @@ class RemoteModel(BaseQueryModel):
     def _encode(self, chunk: np.ndarray) -> tuple[bytes, dict[str, str]]:
         wire = chunk.transpose(0, 2, 3, 1) if self.layout == "NHWC" and chunk.ndim == 4 else chunk
         wire = np.ascontiguousarray(wire, dtype=_DTYPES[self.input_datatype])
-        tensor: dict[str, Any] = {"name": self.input_name, "shape": list(wire.shape), "datatype": self.input_datatype}
+        tensor: dict[str, Any] = {
+            "name": self.input_name,
+            "shape": list(wire.shape),
+            "datatype": self.input_datatype,
+        }
         request: dict[str, Any] = {"inputs": [tensor], "outputs": [{"name": self.output_name}]}
         if not self.binary:
             # float32 -> Python float is exact and repr round-trips, so JSON loses no bits
@@ -517,7 +522,9 @@ class RemoteModel(BaseQueryModel):
                 try:
                     values = np.asarray(data, dtype=np.float64).ravel()
                 except (TypeError, ValueError) as exc:
-                    raise RemoteModelError(f"POST {url}: output {self.output_name!r} holds non-numbers.") from exc
+                    raise RemoteModelError(
+                        f"POST {url}: output {self.output_name!r} holds non-numbers."
+                    ) from exc
             if values.size != n * self.num_classes:
                 raise RemoteModelError(
                     f"POST {url}: output {self.output_name!r} has {values.size} values for {n} samples "
