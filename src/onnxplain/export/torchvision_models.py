@@ -28,6 +28,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         state: Any = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # anything else is a corrupt file
+            raise ModelLoadError(f"{file} is not a torch weights file ({str(exc).splitlines()[0]}).") from exc
         raise UnsafeWeightsError(
             f"{file} holds arbitrary Python objects; onnxplain loads weights only with "
             "torch.load(weights_only=True). Save the model's state_dict() instead."

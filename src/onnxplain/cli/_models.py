@@ -1,0 +1,136 @@
+"""Opening the models a command names: an ONNX file or a KServe-v2 URL, and a torch SPEC."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from onnxplain.errors import InvalidInputError, ModelLoadError
+
+
+def is_url(text: str) -> bool:
+    return str(text).startswith(("http://", "https://"))
+
+
+def open_query_model(
+    source: str,
+    *,
+    device: str = "auto",
+    batch_size: int | None = None,
+    preprocess: Any = None,
+    layout: str = "NCHW",
+    input_shape: Sequence[int] | None = None,
+    output: str = "probs",
+) -> Any:
+    """An :class:`OnnxModel` for a file path, a :class:`RemoteModel` for an ``http(s)://…/v2/models/NAME`` URL."""
+    if is_url(source):
+        from onnxplain.models.remote import RemoteModel
+
+        return RemoteModel.from_url(
+            source,
+            output=output,
+            layout=layout,
+            batch_size=batch_size,
+            preprocess=preprocess,
+            input_shape=input_shape,
+        )
+    from onnxplain.models.onnx import OnnxModel
+
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg", ".npy", ".gif", ".bmp"):
+        raise ModelLoadError(f"{source} looks like an image, not an ONNX model (the model comes first).")
+    return OnnxModel(
+        path,
+        output=output,  # type: ignore[arg-type]
+        device=device,
+        batch_size=batch_size if batch_size is not None else "auto",
+        preprocess=preprocess,
+        layout=layout,  # type: ignore[arg-type]
+        input_shape=input_shape,
+    )
+
+
+def add_torch_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    group = parser.add_argument_group("PyTorch model")
+    group.add_argument(
+        "--torch",
+        dest="torch_spec",
+        required=required,
+        metavar="SPEC",
+        help="'demo', a torchvision architecture (e.g. resnet18) or 'package.module:Class' "
+        "(built with no arguments); weights from --weights",
+    )
+    group.add_argument("--weights", type=Path, help="a state_dict file (loaded with weights_only=True)")
+    group.add_argument("--num-classes", type=int, default=None, help="classes of a torchvision architecture")
+    group.add_argument(
+        "--torch-mean", type=_floats, help="normalisation the torch module expects (folded into a pixel-space wrapper)"
+    )
+    group.add_argument("--torch-std", type=_floats, help="with --torch-mean")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    from onnxplain.cli._common import float_list
+
+    return float_list(text)
+
+
+def load_torch_module(
+    spec: str,
+    weights: Path | None = None,
+    *,
+    num_classes: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Any:
+    """A torch module in eval mode that takes [0,1] pixels, from a SPEC (see :func:`add_torch_options`)."""
+    import torch
+
+    if (mean is None) != (std is None):
+        raise InvalidInputError("--torch-mean and --torch-std must be given together.")
+    if spec == "demo":
+        if weights is not None:
+            raise InvalidInputError("--weights cannot be used with the demo model.")
+        from onnxplain.demo import load_demo_torch
+
+        module = load_demo_torch()
+    elif ":" in spec:
+        module_name, _, class_name = spec.partition(":")
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            mod = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise InvalidInputError(f"cannot import module {module_name!r} for --torch {spec!r}: {exc}.") from None
+        cls = getattr(mod, class_name, None)
+        if cls is None:
+            raise InvalidInputError(f"module {module_name!r} has no attribute {class_name!r}.")
+        try:
+            module = cls()
+        except TypeError as exc:
+            raise InvalidInputError(f"{spec} cannot be built without arguments ({exc}).") from None
+        if not isinstance(module, torch.nn.Module):
+            raise InvalidInputError(f"{spec} is not a torch.nn.Module.")
+        if weights is not None:
+            from onnxplain.export import load_state_dict
+
+            try:
+                module.load_state_dict(load_state_dict(weights))
+            except RuntimeError as exc:
+                raise ModelLoadError(f"{weights} does not fit {spec}: {str(exc).splitlines()[0]}") from None
+    else:
+        from onnxplain.export import load_torchvision
+
+        if weights is None:
+            raise InvalidInputError(
+                f"--torch {spec} needs --weights FILE (onnxplain never downloads weights)."
+            )
+        module = load_torchvision(spec, weights, num_classes=num_classes or 1000)
+    if mean is not None:
+        from onnxplain.export import PixelSpaceModel
+
+        module = PixelSpaceModel(module, mean=mean, std=std)
+    return module.eval()

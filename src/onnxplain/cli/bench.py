@@ -1,0 +1,89 @@
+"""``onnxplain bench``: list or run the benchmark scripts (``python -m benchmarks.<name>``).
+
+Benchmarks live in the source checkout's ``benchmarks/`` directory (they are not installed with
+the package); they are looked up in the current directory first, then beside the source tree of
+an editable install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from onnxplain.cli._common import Console, add_common
+from onnxplain.errors import InvalidInputError
+
+EXAMPLES = """\
+examples:
+  onnxplain bench --list
+  onnxplain bench geex_speed              runs python -m benchmarks.geex_speed
+  onnxplain bench geex_speed -- --repeats 3   arguments after -- go to the benchmark
+  onnxplain bench                          runs every benchmark in turn
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="list or run the speed/fidelity benchmarks (from a source checkout)",
+        description="Run one benchmark script, or all of them, from the checkout's benchmarks/ directory.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", nargs="?", help="benchmark name (a module of benchmarks/); none = all")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark (after --)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("--root", type=Path, default=None, help="the checkout holding benchmarks/ (default: found)")
+    add_common(p, device=False, batch=False, seed=False)
+    p.set_defaults(run=run)
+
+
+def find_root(explicit: Path | None = None) -> Path:
+    """The directory that contains ``benchmarks/`` (the source checkout)."""
+    candidates = [explicit] if explicit is not None else [Path.cwd(), Path(__file__).resolve().parents[3]]
+    for root in candidates:
+        if root is not None and (root / "benchmarks").is_dir():
+            return root
+    where = str(explicit) if explicit is not None else "the current directory or beside the installed sources"
+    raise InvalidInputError(f"no benchmarks/ directory in {where}; run from a source checkout or pass --root.")
+
+
+def list_benchmarks(root: Path) -> list[str]:
+    return sorted(
+        p.stem for p in (root / "benchmarks").glob("*.py") if not p.name.startswith("_") and p.stem != "conftest"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    con = Console(args)
+    root = find_root(args.root)
+    names = list_benchmarks(root)
+    if args.list:
+        if args.json:
+            con.emit_json({"root": str(root), "benchmarks": names})
+        else:
+            print("\n".join(names) if names else "(no benchmarks)")
+        return 0
+    if args.name is not None and args.name not in names:
+        raise InvalidInputError(
+            f"unknown benchmark {args.name!r}; available: {', '.join(names) or 'none'}."
+        )
+    extra = [a for a in (args.extra or []) if a != "--"]
+    selected = [args.name] if args.name else names
+    if not selected:
+        raise InvalidInputError(f"{root / 'benchmarks'} holds no benchmark scripts.")
+    if extra and len(selected) > 1:
+        raise InvalidInputError("extra arguments can only be passed to one named benchmark.")
+    failed = []
+    for name in selected:
+        con.note(f"== benchmarks.{name}")
+        code = subprocess.call([sys.executable, "-m", f"benchmarks.{name}", *extra], cwd=root)
+        if code != 0:
+            failed.append((name, code))
+    if failed:
+        con.note("failed: " + ", ".join(f"{n} (exit {c})" for n, c in failed))
+        return 1
+    return 0

@@ -1,0 +1,116 @@
+"""``onnxplain demo``: the shipped MNIST CNN and digits, every method, evaluated, in one HTML report.
+
+Needs nothing but the package: the model (ONNX and torch weights) and the digits are package data.
+Budgets are chosen so that the whole demo finishes well under two minutes on two CPU cores
+(see ``DEMO_BUDGETS``; measured numbers are in the project's benchmarks README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+from onnxplain.cli._common import Console, add_common, check_output_dir, make_output_dir, positive_int
+
+# Per-method constructor arguments of the demo (filtered by each constructor's signature).
+DEMO_BUDGETS: dict[str, dict[str, Any]] = {
+    "geex": {"n_queries": 2000},
+    "rise": {"n_masks": 2000, "n_queries": 2000},
+    "lime": {"n_samples": 1000, "num_samples": 1000, "n_queries": 1000},
+    "ig": {"steps": 64},
+    "smoothgrad": {"n_samples": 64},
+    "agi": {},
+    "attexplore": {},
+    "la": {},
+}
+DEMO_IMAGES = 3
+
+EXAMPLES = """\
+examples:
+  onnxplain demo                     writes ./onnxplain-demo/report.html
+  onnxplain demo --out /tmp/demo --images 5 --seed 1
+  onnxplain demo --json --quiet      machine-readable summary only
+"""
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the shipped MNIST CNN and digits: black-box vs white-box maps, evaluated, HTML report",
+        description="Run GEEX, RISE and LIME on the shipped ONNX model and IG, SmoothGrad, AGI, AttEXplore "
+        "and LA on its torch twin, for a few shipped MNIST digits; evaluate every map and write a report.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", "-o", type=Path, default=Path("onnxplain-demo"), help="output directory (default ./onnxplain-demo)")
+    p.add_argument("--images", type=positive_int, default=DEMO_IMAGES, help=f"how many digits (default {DEMO_IMAGES})")
+    from onnxplain.cli.compare import add_method_options
+
+    add_method_options(p)
+    p.add_argument("--force", action="store_true", help="recompute maps that already exist")
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from onnxplain.cli._common import method_list
+    from onnxplain.cli._pipeline import Job, metric_function, run_job
+    from onnxplain.cli.compare import build_methods, torch_device
+    from onnxplain.demo import LABELS, demo_onnx_path, load_demo_digits, load_demo_model, load_demo_torch
+    from onnxplain.errors import InvalidInputError
+
+    con = Console(args)
+    out = check_output_dir(args.out)
+    metrics = method_list([args.metrics])
+    for name in metrics:
+        metric_function(name)
+    device = torch_device(args.device)
+    x, y = load_demo_digits()
+    if args.images > len(x):
+        raise InvalidInputError(f"the demo ships {len(x)} digits; --images must be at most {len(x)}.")
+    x, y = x[: args.images], y[: args.images]
+    onnx_model = load_demo_model(
+        device=args.device, batch_size=args.batch_size if args.batch_size is not None else "auto"
+    )
+    module = load_demo_torch()
+    args.device = device
+    blackbox, whitebox = build_methods(args, DEMO_BUDGETS)
+    job = Job(
+        onnx_model=onnx_model,
+        torch_module=module,
+        batch=x,
+        names=[f"digit{i}" for i in range(len(x))],
+        sources=[f"shipped MNIST test digit #{i} (label {int(y[i])})" for i in range(len(x))],
+        labels=list(LABELS),
+        true_labels=[LABELS[int(v)] for v in y],
+        blackbox=blackbox,
+        whitebox=whitebox,
+        metrics=metrics,
+        metric_step=args.metric_step,
+        seed=args.seed,
+        device=device,
+        settings={
+            "seed": args.seed,
+            "digits": len(x),
+            "queries per black-box map": args.queries if args.queries is not None else "demo budget (see methods)",
+            "steps per white-box map": args.steps if args.steps is not None else "demo budget (see methods)",
+            "device": device,
+            "batch size": args.batch_size if args.batch_size is not None else "auto",
+        },
+        model_info={
+            "ONNX model": str(demo_onnx_path()),
+            "torch model": "onnxplain.demo.load_demo_torch() (same weights, normalisation inside)",
+            "input shape": tuple(onnx_model.input_shape),
+            "classes": int(onnx_model.num_classes),
+            "ONNX device": str(getattr(onnx_model, "device", "cpu")),
+        },
+        title="onnxplain demo: MNIST CNN, black-box (ONNX) vs white-box (PyTorch)",
+        command="onnxplain " + " ".join(shlex.quote(a) for a in getattr(args, "argv", ["demo"])),
+        command_name="demo",
+    )
+    make_output_dir(out)
+    doc = run_job(job, out, con, force=args.force, identity="demo:" + str(demo_onnx_path()))
+    con.emit_json(doc)
+    return doc

@@ -1,0 +1,377 @@
+"""What every white-box method needs once: input conversion, targets, per-sample gradients,
+counting, timing and the :class:`~onnxplain.explanation.Explanation` it returns.
+
+Conventions shared by all methods of :mod:`onnxplain.gradients`:
+
+- ``model`` is a ``torch.nn.Module`` mapping (N, C, H, W) explicands to (N, K) class scores
+  (logits); put it in eval mode (dropout or batch-norm in training mode make gradients depend
+  on the batch).
+- The explained scalar of sample n is ``h(f(x_n))[y_n]`` with the head ``h`` = softmax
+  (``output="probs"``, one softmax, as the reference codes) or the identity (``"logits"``).
+- Gradients are taken of ``Σ_n h(f(x_n))[y_n]`` where every term is a *per-sample gather*:
+  because sample n's term depends only on x_n, ∂/∂x_n of the sum is ∂h(f(x_n))[y_n]/∂x_n, so an
+  explicand's attribution never depends on what else is in the batch (unlike the
+  ``out[:, idx].sum()`` of the AGI/LA reference copies, ``reference/whitebox-methods.md`` §2).
+- ``n_queries`` counts samples forwarded, ``n_backward`` samples back-propagated (one per sample
+  and gradient taken), ``model_seconds`` the time spent inside forward and backward passes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from onnxplain.errors import DeviceUnavailableError, InvalidInputError, NonFiniteOutputError
+from onnxplain.explanation import Explanation
+
+Output = Literal["probs", "logits"]
+TargetLike = int | Sequence[int] | np.ndarray | torch.Tensor | None
+InputLike = np.ndarray | torch.Tensor
+
+DEFAULT_BATCH_SIZE = 64
+"""Samples per forward/backward pass unless ``batch_size`` says otherwise."""
+
+
+# -- constructor validation -----------------------------------------------------------------------
+
+
+def check_output(output: str) -> Output:
+    if output not in ("probs", "logits"):
+        raise InvalidInputError(f"output must be 'probs' or 'logits', not {output!r}.")
+    return output  # type: ignore[return-value]
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_nonnegative(name: str, value: Any, *, positive: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        kind = "positive" if positive else "non-negative"
+        raise InvalidInputError(f"{name} must be a finite {kind} number, got {value!r}.")
+    return v
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
+    return int(seed)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise InvalidInputError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}.")
+    return str(value)
+
+
+def check_bounds(bounds: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"bounds must be a pair (low, high), got {bounds!r}.") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise InvalidInputError(f"bounds must be finite with low < high, got {bounds!r}.")
+    return lo, hi
+
+
+# -- devices, dtypes, inputs ----------------------------------------------------------------------
+
+
+def resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    """``None``: the device of the model's parameters (CPU for a parameter-free module).
+
+    An explicit device moves the module there (``nn.Module.to`` works in place).
+    """
+    if device is None:
+        for tensor in _tensors_of(model):
+            return tensor.device
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(f"device must be 'cpu', 'cuda' or 'cuda:i', not {device!r}.") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailableError(f"device {device!r} was requested but CUDA is not available here.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist."
+            )
+    model.to(dev)
+    return dev
+
+
+def _tensors_of(model: nn.Module) -> Any:
+    yield from model.parameters()
+    yield from model.buffers()
+
+
+def model_dtype(model: nn.Module, x: InputLike) -> torch.dtype:
+    """The floating dtype gradients are computed in: the model's, else float64 input stays float64."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    if isinstance(x, torch.Tensor):
+        return x.dtype if x.dtype == torch.float64 else torch.float32
+    return torch.float64 if np.asarray(x).dtype == np.float64 else torch.float32
+
+
+def as_batch_tensor(
+    x: InputLike, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, bool]:
+    """``(batch, single)``: ``x`` (C,H,W) or (B,C,H,W) as a detached (B,C,H,W) tensor on ``device``."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"x must be a numpy array or a torch tensor, got {type(x).__name__}.") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise InvalidInputError(f"x must hold numbers, got dtype {arr.dtype}.")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.ndim == 3:
+        t, single = t.unsqueeze(0), True
+    elif t.ndim == 4:
+        single = False
+    else:
+        raise InvalidInputError(
+            f"x must be one image (C,H,W) or a batch (B,C,H,W), got an array of shape {tuple(t.shape)}."
+        )
+    if t.shape[0] == 0 or any(d == 0 for d in t.shape[1:]):
+        raise InvalidInputError(f"x must not be empty, got shape {tuple(t.shape)}.")
+    t = t.to(device=device, dtype=dtype).contiguous()
+    if not bool(torch.isfinite(t).all()):
+        raise InvalidInputError("x contains NaN or infinite values.")
+    return t, single
+
+
+def check_in_bounds(x: torch.Tensor, bounds: tuple[float, float], method: str) -> None:
+    lo, hi = bounds
+    xmin, xmax = float(x.min()), float(x.max())
+    if xmin < lo or xmax > hi:
+        raise InvalidInputError(
+            f"{method} clamps its path to bounds=({lo:g}, {hi:g}) but x spans [{xmin:.4g}, {xmax:.4g}]: "
+            "pass pixels in that range (put the normalisation inside the model) or set bounds."
+        )
+
+
+def targets_tensor(target: TargetLike, n: int, num_classes: int, device: torch.device) -> torch.Tensor | None:
+    """Validate an explicit target (an int or one per explicand); ``None`` stays ``None``."""
+    if target is None:
+        return None
+    t = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
+    if t.ndim == 0:
+        t = np.full(n, t)
+    if t.ndim != 1 or len(t) != n:
+        raise InvalidInputError(f"target must be an int or a sequence of {n} ints, got shape {t.shape}.")
+    if t.dtype == bool or not (np.issubdtype(t.dtype, np.integer) or np.issubdtype(t.dtype, np.floating)):
+        raise InvalidInputError("target must hold integer class indices.")
+    if np.issubdtype(t.dtype, np.floating):
+        if not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0):
+            raise InvalidInputError("target must hold integer class indices.")
+    t = t.astype(np.int64)
+    bad = t[(t < 0) | (t >= num_classes)]
+    if bad.size:
+        raise InvalidInputError(f"target {int(bad[0])} is out of range for a model with {num_classes} classes.")
+    return torch.from_numpy(t).to(device)
+
+
+# -- the gradient engine --------------------------------------------------------------------------
+
+
+def gather(scores: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``scores[n, idx[n]]`` for every n: the per-sample gather (never ``scores[:, idx].sum()``)."""
+    return scores.gather(1, idx.view(-1, 1)).squeeze(1)
+
+
+@dataclass
+class Runner:
+    """Runs a module forward/backward on chunks, applying the output head and counting.
+
+    One ``Runner`` lives for one ``explain`` call.
+    """
+
+    model: nn.Module
+    output: Output
+    device: torch.device
+    dtype: torch.dtype
+    n_forward: int = 0
+    n_backward: int = 0
+    model_seconds: float = 0.0
+    num_classes: int = field(default=-1)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InvalidInputError(
+                f"the model must return (N, num_classes) scores for N inputs; got {shape} for N={x.shape[0]}."
+            )
+        self.num_classes = int(out.shape[1])
+        self.n_forward += int(x.shape[0])
+        return out
+
+    def head(self, raw: torch.Tensor) -> torch.Tensor:
+        """softmax (``"probs"``, applied once) or identity (``"logits"``)."""
+        return torch.softmax(raw, dim=1) if self.output == "probs" else raw
+
+    def scores(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Head scores (N, K) of ``x`` without gradients, in chunks."""
+        parts = []
+        self._sync()
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for s in range(0, x.shape[0], batch_size):
+                parts.append(self.head(self._raw(x[s : s + batch_size])))
+        self._sync()
+        self.model_seconds += time.perf_counter() - t0
+        out = torch.cat(parts)
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteOutputError("the model returned non-finite scores for the explicand.")
+        return out
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(raw, head)`` of one chunk with the graph kept, for :meth:`grad_of`."""
+        self._sync()
+        t0 = time.perf_counter()
+        raw = self._raw(x)
+        head = self.head(raw)
+        self._sync()
+        self.model_seconds += time.perf_counter() - t0
+        return raw, head
+
+    def grad_of(
+        self, value: torch.Tensor, x: torch.Tensor, n_rows: int, *, retain_graph: bool = False
+    ) -> torch.Tensor:
+        """∂(Σ value)/∂x for a sum of per-sample terms; counts ``n_rows`` backward samples."""
+        self._sync()
+        t0 = time.perf_counter()
+        (g,) = torch.autograd.grad(value.sum(), x, retain_graph=retain_graph)
+        self._sync()
+        self.model_seconds += time.perf_counter() - t0
+        self.n_backward += int(n_rows)
+        return g
+
+    def grad(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(∂h(f(x_n))[y_n]/∂x_n, h(f(x_n))[y_n])`` for one chunk: one forward, one backward."""
+        x = x.detach().requires_grad_(True)
+        _, head = self.forward(x)
+        value = gather(head, target)
+        g = self.grad_of(value, x, x.shape[0])
+        return g, value.detach()
+
+
+# -- the explain() template -----------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What a method's core returns to :meth:`GradientMethod.explain`."""
+
+    attributions: torch.Tensor
+    baseline_score: torch.Tensor | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+class GradientMethod:
+    """Base of the white-box explainers: configuration in ``__init__``, one :meth:`explain` call.
+
+    Subclasses set :attr:`name` and implement :meth:`_attribute`.
+    """
+
+    name: str = ""
+    bounds: tuple[float, float] | None = None
+
+    def __init__(self, *, output: Output = "probs", device: str | None = None, batch_size: int | None = None) -> None:
+        self.output = check_output(output)
+        self.device = device
+        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else check_positive_int("batch_size", batch_size)
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters recorded in every Explanation (subclasses extend)."""
+        return {"output": self.output, "batch_size": self.batch_size}
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Method-specific checks of the explicand batch (default: inside :attr:`bounds`, if set)."""
+        if self.bounds is not None:
+            check_in_bounds(x, self.bounds, type(self).__name__)
+
+    def _attribute(self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor) -> Result:
+        raise NotImplementedError
+
+    def explain(self, model: nn.Module, x: InputLike, target: TargetLike = None) -> Explanation:
+        """Attributions of ``x`` (one (C,H,W) explicand or a (B,C,H,W) batch) for ``target``.
+
+        ``target=None`` explains the model's prediction on x (argmax of its scores); an int or a
+        per-explicand sequence is also accepted.
+        """
+        if not isinstance(model, nn.Module):
+            raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        t0 = time.perf_counter()
+        device = resolve_device(model, self.device)
+        dtype = model_dtype(model, x)
+        xb, single = as_batch_tensor(x, device, dtype)
+        self._check_input(xb)
+        run = Runner(model, self.output, device, dtype)
+        scores = run.scores(xb, self.batch_size)
+        targets = targets_tensor(target, xb.shape[0], scores.shape[1], device)
+        if targets is None:
+            targets = scores.argmax(dim=1)
+        res = self._attribute(run, xb, targets, scores)
+        if not bool(torch.isfinite(res.attributions).all()):
+            raise NonFiniteOutputError(f"{self.name}: the gradients of the model are not finite.")
+        score = gather(scores, targets)
+
+        def out(v: torch.Tensor) -> float | np.ndarray:
+            arr = v.detach().to("cpu", torch.float64).numpy()
+            return float(arr[0]) if single else arr
+
+        attributions = res.attributions.detach().cpu().numpy()
+        target_out: int | np.ndarray = targets.cpu().numpy().astype(np.int64)
+        if single:
+            attributions = attributions[0]
+            target_out = int(target_out[0])
+        diagnostics = {
+            k: (float(np.asarray(v).reshape(-1)[0]) if single and np.ndim(v) == 1 else v)
+            for k, v in res.diagnostics.items()
+        }
+        params = {**self.params(), "device": str(device), "dtype": str(dtype).replace("torch.", ""), **res.params}
+        return Explanation(
+            attributions=attributions,
+            method=self.name,
+            target=target_out,
+            score=out(score),
+            baseline_score=None if res.baseline_score is None else out(res.baseline_score),
+            params=params,
+            n_queries=run.n_forward,
+            n_backward=run.n_backward,
+            seconds=time.perf_counter() - t0,
+            model_seconds=run.model_seconds,
+            diagnostics=diagnostics,
+        )
+
+
+def torch_generator(seed_sequence: np.random.SeedSequence, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device`` seeded from a numpy SeedSequence (no global RNG)."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed_sequence.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+    return gen

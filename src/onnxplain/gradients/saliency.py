@@ -1,0 +1,48 @@
+"""Saliency (Simonyan et al. 2013): the gradient of the explained score at x."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from onnxplain.gradients._common import GradientMethod, Output, Result, Runner
+
+
+class Saliency(GradientMethod):
+    """A_i = ∂h(f(x))_y / ∂x_i (signed), or |∂h(f(x))_y / ∂x_i| with ``abs=True``.
+
+    The "vanilla gradient" of Simonyan et al. (2013); the review's Eq. for vanilla gradients.
+    Note that Captum's ``Saliency`` takes the absolute value by default; here the default is the
+    signed gradient and ``abs=True`` gives Captum's (and the reference "SM" driver's) map.
+    One forward and one backward pass per explicand (plus the forward that resolves the target).
+
+    Args:
+        abs: return |gradient| instead of the signed gradient.
+        output: ``"probs"`` explains the softmax probability of the target, ``"logits"`` its logit.
+        device: ``None`` = where the model's parameters are; otherwise the model is moved there.
+        batch_size: samples per forward/backward pass.
+    """
+
+    name = "saliency"
+
+    def __init__(
+        self,
+        *,
+        abs: bool = False,
+        output: Output = "probs",
+        device: str | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(output=output, device=device, batch_size=batch_size)
+        self.abs = bool(abs)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "abs": self.abs}
+
+    def _attribute(self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor) -> Result:
+        parts = []
+        for s in range(0, x.shape[0], self.batch_size):
+            g, _ = run.grad(x[s : s + self.batch_size], targets[s : s + self.batch_size])
+            parts.append(g.abs() if self.abs else g)
+        return Result(torch.cat(parts))

@@ -1,0 +1,63 @@
+"""Tiny ONNX graphs built with onnx.helper for the model-adapter tests (IR 10, opset 18)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+
+def save_model(graph: onnx.GraphProto) -> bytes:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def linear_model(
+    weight: np.ndarray,
+    input_shape: tuple[int, ...],
+    *,
+    batch: int | str = "N",
+    final: str | None = None,
+    layout: str = "NCHW",
+) -> bytes:
+    """scores = flatten(x) @ weight (+ optional final Softmax/LogSoftmax); weight (D, K)."""
+    d, k = weight.shape
+    dims = list(input_shape)
+    if layout == "NHWC":
+        dims = [dims[1], dims[2], dims[0]]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, *dims])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, k])
+    nodes = []
+    flat_in = "x"
+    if layout == "NHWC":
+        nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 3, 1, 2]))
+        flat_in = "xt"
+    nodes.append(helper.make_node("Flatten", [flat_in], ["flat"], axis=1))
+    nodes.append(helper.make_node("MatMul", ["flat", "W"], ["scores" if final else "y"]))
+    if final:
+        nodes.append(helper.make_node(final, ["scores"], ["y"], axis=-1))
+    init = [numpy_helper.from_array(weight.astype(np.float32), "W")]
+    return save_model(helper.make_graph(nodes, "linear", [x], [y], init))
+
+
+def two_input_model() -> bytes:
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, ["N", 4])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])
+    return save_model(helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"])], "two", [a, b], [y]))
+
+
+def log_model(input_shape: tuple[int, ...], k: int) -> bytes:
+    """y = Log(flatten(x)[:, :k]): NaN for negative inputs (for the non-finite check)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", k])
+    starts = numpy_helper.from_array(np.array([0], np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([k], np.int64), "ends")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"], axis=1),
+        helper.make_node("Slice", ["flat", "starts", "ends", "axes"], ["head"]),
+        helper.make_node("Log", ["head"], ["y"]),
+    ]
+    return save_model(helper.make_graph(nodes, "log", [x], [y], [starts, ends, axes]))
