@@ -129,9 +129,7 @@ def model_dtype(model: nn.Module, x: InputLike) -> torch.dtype:
     return torch.float64 if np.asarray(x).dtype == np.float64 else torch.float32
 
 
-def as_batch_tensor(
-    x: InputLike, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, bool]:
+def as_batch_tensor(x: InputLike, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
     """``(batch, single)``: ``x`` (C,H,W) or (B,C,H,W) as a detached (B,C,H,W) tensor on ``device``."""
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -139,7 +137,9 @@ def as_batch_tensor(
         try:
             arr = np.asarray(x)
         except (TypeError, ValueError):
-            raise InvalidInputError(f"x must be a numpy array or a torch tensor, got {type(x).__name__}.") from None
+            raise InvalidInputError(
+                f"x must be a numpy array or a torch tensor, got {type(x).__name__}."
+            ) from None
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise InvalidInputError(f"x must hold numbers, got dtype {arr.dtype}.")
         t = torch.from_numpy(np.ascontiguousarray(arr))
@@ -186,7 +186,9 @@ def targets_tensor(target: TargetLike, n: int, num_classes: int, device: torch.d
     t = t.astype(np.int64)
     bad = t[(t < 0) | (t >= num_classes)]
     if bad.size:
-        raise InvalidInputError(f"target {int(bad[0])} is out of range for a model with {num_classes} classes.")
+        raise InvalidInputError(
+            f"target {int(bad[0])} is out of range for a model with {num_classes} classes."
+        )
     return torch.from_numpy(t).to(device)
 
 
@@ -301,10 +303,14 @@ class GradientMethod:
     name: str = ""
     bounds: tuple[float, float] | None = None
 
-    def __init__(self, *, output: Output = "probs", device: str | None = None, batch_size: int | None = None) -> None:
+    def __init__(
+        self, *, output: Output = "probs", device: str | None = None, batch_size: int | None = None
+    ) -> None:
         self.output = check_output(output)
         self.device = device
-        self.batch_size = DEFAULT_BATCH_SIZE if batch_size is None else check_positive_int("batch_size", batch_size)
+        self.batch_size = (
+            DEFAULT_BATCH_SIZE if batch_size is None else check_positive_int("batch_size", batch_size)
+        )
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters recorded in every Explanation (subclasses extend)."""
@@ -354,7 +360,12 @@ class GradientMethod:
             k: (float(np.asarray(v).reshape(-1)[0]) if single and np.ndim(v) == 1 else v)
             for k, v in res.diagnostics.items()
         }
-        params = {**self.params(), "device": str(device), "dtype": str(dtype).replace("torch.", ""), **res.params}
+        params = {
+            **self.params(),
+            "device": str(device),
+            "dtype": str(dtype).replace("torch.", ""),
+            **res.params,
+        }
         return Explanation(
             attributions=attributions,
             method=self.name,

@@ -82,7 +82,9 @@ class AGI(GradientMethod):
         self.epsilon = check_nonnegative("epsilon", epsilon, positive=True)
         self.steps = check_positive_int("steps", steps)
         self.n_classes = check_positive_int("n_classes", n_classes)
-        self.class_selection = check_choice("class_selection", class_selection, ("random", "evenly_spaced", "top"))
+        self.class_selection = check_choice(
+            "class_selection", class_selection, ("random", "evenly_spaced", "top")
+        )
         self.path = check_choice("path", path, ("reference", "cumulative"))
         self.seed = check_seed(seed)
         self.bounds = check_bounds(bounds)

@@ -118,7 +118,9 @@ class AttEXplore(GradientMethod):
         if input_diversity is True:
             input_diversity = "pad"
         if input_diversity not in (False, "pad", "resize"):
-            raise InvalidInputError(f"input_diversity must be True, False, 'pad' or 'resize', not {input_diversity!r}.")
+            raise InvalidInputError(
+                f"input_diversity must be True, False, 'pad' or 'resize', not {input_diversity!r}."
+            )
         self.input_diversity = input_diversity
         self.ti_size = check_positive_int("ti_size", ti_size)
         if self.ti_size % 2 == 0:
@@ -162,7 +164,9 @@ class AttEXplore(GradientMethod):
         gen = torch_generator(seq, device)
         n = self.n_approx
         xi = torch.randn((n, *shape), generator=gen, device=device, dtype=dtype) * self.noise_sigma
-        mask = 1 - self.rho + 2 * self.rho * torch.rand((n, *shape), generator=gen, device=device, dtype=dtype)
+        mask = (
+            1 - self.rho + 2 * self.rho * torch.rand((n, *shape), generator=gen, device=device, dtype=dtype)
+        )
         geoms: list[tuple[int, int, int, int] | None] = [None] * n
         if self.input_diversity:
             rng = np.random.default_rng(seq.spawn(1)[0])
@@ -249,10 +253,10 @@ class AttEXplore(GradientMethod):
             acc = torch.zeros_like(x0)
             for t in range(self.steps):
                 momentum_g = self.momentum * momentum_g + self._gradient(run, xt, y, t, kernel)
-                nxt = torch.clamp(x0 + torch.clamp(xt - alpha * torch.sign(momentum_g) - x0, -eps, eps), lo, hi)
+                nxt = torch.clamp(
+                    x0 + torch.clamp(xt - alpha * torch.sign(momentum_g) - x0, -eps, eps), lo, hi
+                )
                 acc -= (nxt - xt) * momentum_g
                 xt = nxt
             out[i0 : i0 + self.batch_size] = acc
         return Result(out, params={"alpha": alpha})
-
-

@@ -45,8 +45,8 @@ def gaussian_blur(x: torch.Tensor, size: int = BLUR_SIZE, sigma: float = BLUR_SI
     if not (sigma > 0 and math.isfinite(sigma)):
         raise InvalidInputError(f"the blur sigma must be positive and finite, got {sigma}.")
     h, w = x.shape[-2:]
-    ah = torch.as_tensor(_blur_operator(int(h), size, float(sigma)), dtype=x.dtype, device=x.device)
-    aw = torch.as_tensor(_blur_operator(int(w), size, float(sigma)), dtype=x.dtype, device=x.device)
+    ah = torch.tensor(_blur_operator(int(h), size, float(sigma)), dtype=x.dtype, device=x.device)
+    aw = torch.tensor(_blur_operator(int(w), size, float(sigma)), dtype=x.dtype, device=x.device)
     return ah @ x @ aw.T
 
 
@@ -54,7 +54,9 @@ def check_baseline_spec(baseline: Any) -> Any:
     """Validate a baseline given to a constructor: "zero", "blur", a number or an array."""
     if isinstance(baseline, str):
         if baseline not in ("zero", "blur"):
-            raise InvalidInputError(f"baseline must be 'zero', 'blur', a number or an array, not {baseline!r}.")
+            raise InvalidInputError(
+                f"baseline must be 'zero', 'blur', a number or an array, not {baseline!r}."
+            )
         return baseline
     if isinstance(baseline, bool):
         raise InvalidInputError("baseline must be 'zero', 'blur', a number or an array, not a bool.")

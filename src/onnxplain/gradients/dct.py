@@ -26,9 +26,16 @@ def _dct_matrix_np(n: int) -> np.ndarray:
     return d
 
 
-def dct_matrix(n: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def dct_matrix(
+    n: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """The (n, n) orthonormal DCT-II matrix D (rows are frequencies)."""
-    return torch.as_tensor(_dct_matrix_np(int(n)), dtype=dtype, device=device)
+    return _dct_matrix(int(n), torch.device(device), dtype)
+
+
+@lru_cache(maxsize=32)
+def _dct_matrix(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor(_dct_matrix_np(n), dtype=dtype, device=device)
 
 
 def dct2(x: torch.Tensor) -> torch.Tensor:

@@ -124,4 +124,6 @@ class LA(GradientMethod):
             attributions += explore(run, x, targets, rows_img, rows_cls, **common)
         all_img = torch.arange(x.shape[0], device=x.device)
         attributions += explore(run, x, targets, all_img, None, **common)
-        return Result(attributions, params={"n_targeted": n_targeted, "step_scale": scale * self.spatial_range})
+        return Result(
+            attributions, params={"n_targeted": n_targeted, "step_scale": scale * self.spatial_range}
+        )
