@@ -168,6 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     model_info = _describe_model(model, args.model, preprocess, args.layout)
     identity = _model_identity(args.model)
+    model_key = _settings_key({"model": identity, "mean": model_info["mean"], "std": model_info["std"],
+                               "layout": args.layout})
     make_output_dir(out)
     previous = read_json(out / RESULTS)
     kept: dict[tuple[str, str], dict[str, Any]] = {}
@@ -180,7 +182,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def document() -> dict[str, Any]:
         ordered = [records[k] for k in records]
-        ordered += [rec for k, rec in kept.items() if k not in records and rec.get("settings_key") in keys_now]
+        # Earlier records for other images/methods stay listed while their files exist and the
+        # model (and its preprocessing) is the same one.
+        ordered += [
+            rec
+            for k, rec in kept.items()
+            if k not in records
+            and rec.get("model_key") == model_key
+            and all((out / name).is_file() for name in rec["files"].values())
+        ]
         return {
             "schema": SCHEMA_VERSION,
             "command": "explain",
@@ -189,7 +199,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "results": ordered,
         }
 
-    keys_now: set[str] = set()
     skipped = 0
     total = len(args.images) * len(methods)
     with item_progress(total, "explain", con.progress) as bar:
@@ -207,7 +216,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "target": int(targets[i]),
                 }
                 skey = _settings_key(key_fields)
-                keys_now.add(skey)
                 npy, png = out / f"{stem}.{method}.npy", out / f"{stem}.{method}.png"
                 prev = kept.get((image_key, method))
                 if (
@@ -241,6 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "wall_seconds": wall,
                     "files": {"npy": npy.name, "png": png.name},
                     "settings_key": skey,
+                    "model_key": model_key,
                 }
                 records[(image_key, method)] = rec
                 write_json(out / RESULTS, document())
