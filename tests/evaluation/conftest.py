@@ -49,6 +49,6 @@ def linear_softmax() -> tuple[FunctionModel, np.ndarray, np.ndarray]:
     x = rng.uniform(0.0, 1.0, size=(6, 3, 8, 8)).astype(np.float32)
 
     def fn(z: np.ndarray) -> np.ndarray:
-        return softmax((z.reshape(len(z), -1).astype(np.float64) @ w.T))
+        return softmax(z.reshape(len(z), -1).astype(np.float64) @ w.T)
 
     return FunctionModel(fn, (3, 8, 8), 5), w, x
