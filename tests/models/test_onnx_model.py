@@ -107,6 +107,24 @@ def test_torch_tensor_input_uses_io_binding(batch: np.ndarray) -> None:
     np.testing.assert_allclose(nhwc(torch.from_numpy(batch)), nhwc(batch), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_static_io_binding_path_on_cpu(batch: np.ndarray, layout: str) -> None:
+    """The CUDA code path (fixed-shape IO binding, padded chunks, device tensors) run on CPU."""
+    torch = pytest.importorskip("torch")
+    plain = OnnxModel(linear_model(W, SHAPE, layout=layout), layout=layout, batch_size=16)
+    bound = OnnxModel(linear_model(W, SHAPE, layout=layout), layout=layout, batch_size=16, io_binding=True)
+    expected = plain(batch)
+    np.testing.assert_array_equal(bound(batch), expected)  # 37 = 16 + 16 + 5 padded to 16
+    np.testing.assert_array_equal(bound(torch.from_numpy(batch)), expected)
+    assert list(bound._static) == [(16, *bound.session.get_inputs()[0].shape[1:])]  # one buffer, reused
+    assert bound.n_queries == 74 and bound.n_calls == 6
+
+
+def test_cuda_graph_needs_cuda() -> None:
+    with pytest.raises(InvalidInputError, match="CUDA"):
+        OnnxModel(linear_model(W, SHAPE), device="cpu", cuda_graph=True)
+
+
 def test_query_counting_and_budget(batch: np.ndarray) -> None:
     model = OnnxModel(linear_model(W, SHAPE), batch_size=8, max_queries=40)
     model(batch[:30])

@@ -125,6 +125,53 @@ def _ends_in(graph: Any, output_name: str) -> str | None:
     return None
 
 
+def torch_pad(tensor: Any, size: int) -> Any:
+    """Zero-pad a torch tensor along the batch axis to ``size`` rows."""
+    import torch
+
+    return torch.cat([tensor, tensor.new_zeros((size - tensor.shape[0], *tensor.shape[1:]))])
+
+
+class _StaticIO:
+    """One IO binding reused for every chunk of one shape.
+
+    Inputs are written into a fixed buffer on the model's device (``update_inplace`` from the
+    host, or a device-to-device copy from a torch tensor) and outputs land in a fixed buffer:
+    the same addresses on every run, which is what CUDA graphs require (ONNX Runtime captures
+    the graph on the first run and replays it). On CPU the very same code runs on host buffers.
+    """
+
+    def __init__(self, model: OnnxModel, shape: tuple[int, ...]) -> None:
+        import onnxruntime as ort
+
+        device, index = model.device_type, model.device_id
+        self.session = model.session
+        self.input = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), model.input_dtype.type, device, index)
+        self.binding = model.session.io_binding()
+        self.binding.bind_ortvalue_input(model.input_name, self.input)
+        if model._output_sample is not None:
+            out_shape = [shape[0], *model._output_sample]
+            self.output = ort.OrtValue.ortvalue_from_shape_and_type(
+                out_shape, model._output_dtype.type, device, index
+            )
+            self.binding.bind_ortvalue_output(model.output_name, self.output)
+        else:
+            self.binding.bind_output(model.output_name, device, index)
+        self._view: Any = None
+
+    def run(self, chunk: Any) -> np.ndarray:
+        if isinstance(chunk, np.ndarray):
+            self.input.update_inplace(chunk)
+        else:
+            if self._view is None:
+                from torch.utils.dlpack import from_dlpack
+
+                self._view = from_dlpack(self.input._ortvalue.to_dlpack())
+            self._view.copy_(chunk)
+        self.session.run_with_iobinding(self.binding)
+        return self.binding.copy_outputs_to_cpu()[0]
+
+
 class OnnxModel(BaseQueryModel):
     """A classifier served by ONNX Runtime, queried as ``model(batch) -> (N, num_classes)``.
 
@@ -142,6 +189,11 @@ class OnnxModel(BaseQueryModel):
         max_queries: budget of samples (see :class:`~onnxplain.models.base.BaseQueryModel`).
         input_shape: one sample's (C,H,W), required only when the graph leaves it dynamic.
         intra_op_threads: CPU threads per call; ``None`` lets ONNX Runtime use the physical cores.
+        io_binding: reuse one IO binding per chunk shape, with fixed device buffers and every
+            chunk padded to one shape (default: on CUDA). ``True`` on CPU runs the same code
+            path, which is how the CUDA logic is tested on machines without a GPU.
+        cuda_graph: capture the model as a CUDA graph and replay it for every chunk (CUDA only;
+            needs every node on the CUDA provider and fixed shapes, which IO binding provides).
     """
 
     def __init__(
@@ -156,6 +208,8 @@ class OnnxModel(BaseQueryModel):
         max_queries: int | None = None,
         input_shape: Sequence[int] | None = None,
         intra_op_threads: int | None = None,
+        io_binding: bool | None = None,
+        cuda_graph: bool = False,
     ) -> None:
         import onnx
         import onnxruntime as ort
@@ -165,6 +219,11 @@ class OnnxModel(BaseQueryModel):
         if batch_size != "auto" and not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
             raise InvalidInputError(f"batch_size must be 'auto' or a positive integer, got {batch_size!r}.")
         self.device_type, self.device_id = parse_device(device)
+        self.io_binding = self.device_type == "cuda" if io_binding is None else bool(io_binding)
+        if cuda_graph and (self.device_type != "cuda" or not self.io_binding):
+            raise InvalidInputError("cuda_graph=True needs a CUDA device and IO binding.")
+        self.cuda_graph = cuda_graph
+        self._static: dict[tuple[int, ...], _StaticIO] = {}
         raw, self.source = _read_model_bytes(model)
         try:
             proto = onnx.load_model_from_string(raw)
@@ -223,6 +282,10 @@ class OnnxModel(BaseQueryModel):
                 f"{self.source} has outputs ({names}); onnxplain needs one (N, num_classes) class-score output."
             )
         self.output_name = chosen.name
+        out_dims = _dims(chosen)[1:]
+        self._output_sample = tuple(out_dims) if all(isinstance(d, int) and d > 0 for d in out_dims) else None
+        out_type = chosen.type.tensor_type.elem_type
+        self._output_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(out_type)) if out_type else np.dtype("float32")
         self._ends = _ends_in(proto.graph, chosen.name)
         self.ends_in_softmax = self._ends == "softmax"
 
@@ -237,7 +300,7 @@ class OnnxModel(BaseQueryModel):
                 (
                     "CUDAExecutionProvider",
                     {"device_id": self.device_id, "arena_extend_strategy": "kSameAsRequested",
-                     "cudnn_conv_algo_search": "EXHAUSTIVE"},
+                     "cudnn_conv_algo_search": "EXHAUSTIVE", "enable_cuda_graph": "1" if cuda_graph else "0"},
                 ),
                 "CPUExecutionProvider",
             ]
@@ -328,63 +391,43 @@ class OnnxModel(BaseQueryModel):
                 worse += 1
                 if worse >= 2:
                     break
+        self._static.clear()  # buffers of the candidate sizes
         _BEST_BATCH_CACHE[key] = best_size
         return best_size
 
     # -- forwarding -----------------------------------------------------------------------------
     def _forward(self, chunk: Any) -> np.ndarray:
+        """One chunk, padded to the fixed chunk shape when the batch axis is fixed or IO-bound.
+
+        ``chunk`` is a numpy array or a torch tensor on the model's device (device-side
+        perturbations); only the scores come back to the host.
+        """
         n = int(chunk.shape[0])
-        pad_to = self.fixed_batch or (self.batch_size if self.device_type == "cuda" else None)
-        if isinstance(chunk, np.ndarray):
-            if pad_to and n < pad_to:
+        pad_to = self.fixed_batch or (self.batch_size if self.io_binding else None)
+        numpy_input = isinstance(chunk, np.ndarray)
+        if pad_to and n < pad_to:
+            if numpy_input:
                 chunk = np.concatenate([chunk, np.zeros((pad_to - n, *chunk.shape[1:]), chunk.dtype)])
-            if self.layout == "NHWC":
-                chunk = chunk.transpose(0, 2, 3, 1)
-            chunk = np.ascontiguousarray(chunk, dtype=self.input_dtype)
-            if self.device_type == "cpu":
-                out = self.session.run([self.output_name], {self.input_name: chunk})[0]
             else:
-                out = self._run_bound(chunk, None)
+                chunk = torch_pad(chunk, pad_to)
+        if self.layout == "NHWC":
+            chunk = chunk.transpose(0, 2, 3, 1) if numpy_input else chunk.permute(0, 2, 3, 1)
+        if numpy_input:
+            chunk = np.ascontiguousarray(chunk, dtype=self.input_dtype)
+        elif (chunk.device.type == "cuda") != (self.device_type == "cuda"):
+            raise InvalidInputError(f"a tensor on {chunk.device} was given to a model on {self.device}.")
+        if self.io_binding:
+            shape = tuple(int(d) for d in chunk.shape)
+            static = self._static.get(shape)
+            if static is None:
+                static = self._static[shape] = _StaticIO(self, shape)
+            out = static.run(chunk)
         else:
-            out = self._run_bound(None, self._prepare_tensor(chunk, pad_to))
+            if not numpy_input:
+                chunk = np.ascontiguousarray(chunk.detach().cpu().numpy(), dtype=self.input_dtype)
+            out = self.session.run([self.output_name], {self.input_name: chunk})[0]
         out = np.asarray(out)
         return out.reshape(out.shape[0], -1)[:n]
-
-    def _prepare_tensor(self, tensor: Any, pad_to: int | None) -> Any:
-        """A torch tensor already on the model's device: pad, permute, make contiguous, cast."""
-        import torch
-
-        n = tensor.shape[0]
-        if pad_to and n < pad_to:
-            tensor = torch.cat([tensor, tensor.new_zeros((pad_to - n, *tensor.shape[1:]))])
-        if self.layout == "NHWC":
-            tensor = tensor.permute(0, 2, 3, 1)
-        dtype = {np.float32: torch.float32, np.float16: torch.float16, np.float64: torch.float64}[self.input_dtype.type]
-        return tensor.to(dtype=dtype).contiguous()
-
-    def _run_bound(self, array: np.ndarray | None, tensor: Any) -> np.ndarray:
-        """IO binding: the input stays where it is (device memory), only the scores come back."""
-        import onnxruntime as ort
-
-        binding = self.session.io_binding()
-        if tensor is not None:
-            kind = tensor.device.type
-            if (kind == "cuda") != (self.device_type == "cuda"):
-                raise InvalidInputError(f"a tensor on {tensor.device} was given to a model on {self.device}.")
-            binding.bind_input(
-                self.input_name,
-                kind,
-                tensor.device.index or 0,
-                self.input_dtype.type,
-                list(tensor.shape),
-                tensor.data_ptr(),
-            )
-        else:
-            value = ort.OrtValue.ortvalue_from_numpy(array, self.device_type, self.device_id)
-            binding.bind_ortvalue_input(self.input_name, value)
-        binding.bind_output(self.output_name, self.device_type, self.device_id)
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
 
     def _head(self, raw: np.ndarray) -> np.ndarray:
         if self._ends == "logsoftmax" and self.output != "raw":
