@@ -24,7 +24,7 @@ from onnxplain.errors import InvalidInputError
 # Constructor arguments that hold a black-box method's query budget, in order of preference.
 BUDGET_PARAMS = ("n_queries", "queries", "n_samples", "num_samples", "n_masks", "n_perturbations")
 # Constructor arguments that hold a white-box method's step count, in order of preference.
-STEP_PARAMS = ("n_steps", "steps", "num_steps", "n_samples", "max_iter", "num_iter")
+STEP_PARAMS = ("n_steps", "steps", "num_steps", "samples", "n_samples", "max_iter", "num_iter")
 
 
 # -- option parsing ------------------------------------------------------------------------------

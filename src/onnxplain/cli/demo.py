@@ -17,12 +17,13 @@ from onnxplain.cli._common import Console, add_common, check_output_dir, make_ou
 # Per-method constructor arguments of the demo (filtered by each constructor's signature).
 DEMO_BUDGETS: dict[str, dict[str, Any]] = {
     "geex": {"n_queries": 2000},
-    "rise": {"n_masks": 2000, "n_queries": 2000},
-    "lime": {"n_samples": 1000, "num_samples": 1000, "n_queries": 1000},
+    "rise": {"n_masks": 2000},
+    "lime": {"n_samples": 1000},
     "ig": {"steps": 64},
-    "smoothgrad": {"n_samples": 64},
+    "smoothgrad": {"samples": 64},
     "agi": {},
-    "attexplore": {},
+    # The MNIST CNN needs 28×28 input: AttEXplore's input diversity resizes instead of padding.
+    "attexplore": {"input_diversity": "resize"},
     "la": {},
 }
 DEMO_IMAGES = 3

@@ -47,9 +47,9 @@ h3{font-size:15px;margin:14px 0 6px}.muted{color:#666}.small{font-size:12px}
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .best{font-weight:bold}.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
-figure{margin:0;width:200px}figure img{width:180px;height:auto;image-rendering:pixelated;border:1px solid #ccc}
-figcaption{font-size:12px}figcaption b{font-size:13px}figcaption table{width:100%}figcaption td{padding:1px 4px}
-.explicand{display:flex;gap:16px;align-items:flex-start}.explicand img{width:180px;image-rendering:pixelated;border:1px solid #ccc}
+figure{margin:0;width:214px}figure img{width:196px;height:auto;image-rendering:pixelated;border:1px solid #ccc}
+figcaption{font-size:12px}figcaption b{font-size:13px}figcaption table{width:100%;font-size:11px;table-layout:fixed}figcaption td{overflow-wrap:anywhere}figcaption td{padding:1px 4px}figcaption td.num{white-space:nowrap}.sat{color:#8a5a00}
+.explicand{display:flex;gap:16px;align-items:flex-start}.explicand img{width:196px;image-rendering:pixelated;border:1px solid #ccc}
 .cbar{width:200px;font-size:12px}.cbar img{width:200px;height:14px;image-rendering:pixelated;border:1px solid #ccc}
 .cbar .ticks{display:flex;justify-content:space-between}.plots{display:flex;flex-wrap:wrap;gap:16px}
 svg.plot text{font-size:10px;fill:#333}svg.plot text.ptitle{font-size:12px;font-weight:bold}
@@ -106,6 +106,25 @@ def _best_by_metric(maps: Sequence[MapResult], metrics: Sequence[MetricInfo]) ->
         if vals:
             best[m.name] = (max if m.higher_is_better else min)(vals)[1]
     return best
+
+
+SHORT_NAMES = {"aopc_deletion": "AOPC", "insertion_auc": "Ins. AUC", "deletion_auc": "Del. AUC"}
+
+
+def _short(name: str) -> str:
+    return SHORT_NAMES.get(name, name)
+
+
+def row_scale(maps: Sequence[np.ndarray]) -> float:
+    """The colour scale shared by one row: the median of the maps' own robust scales.
+
+    Methods differ in units (GEEX and IG split f(x) − f(x̂) over the pixels, RISE's map is an
+    expected score near f(x) everywhere), so the largest scale would wash out every other map.
+    With the median, maps of larger magnitude saturate (the caption says how much) and the others
+    stay readable; equal colours still mean equal values across the row.
+    """
+    scales = [robust_scale([m]) for m in maps]
+    return float(np.median(scales)) if scales else 1.0
 
 
 def _arrow(info: MetricInfo) -> str:
@@ -188,22 +207,34 @@ def _colorbar_html(scale: float) -> str:
 
 def _map_figure(image: ImageResult, mr: MapResult, scale: float, metrics: Sequence[MetricInfo], best: dict[str, str]) -> str:
     rgb = overlay(image.image, mr.saliency, scale)
-    png = encode_png(upscale(rgb, display_factor(*rgb.shape[:2], side=180)))
+    png = encode_png(upscale(rgb, display_factor(*rgb.shape[:2], side=196)))
     rows = []
     for m in metrics:
         if m.name in mr.metrics:
             cls = " best" if best.get(m.name) == mr.method else ""
-            rows.append(f"<tr><td>{_esc(m.name)} {_arrow(m)}</td><td class='num{cls}'>{_fmt(mr.metrics[m.name])}</td></tr>")
+            rows.append(
+                f"<tr><td title='{_esc(m.name)}'>{_esc(_short(m.name))} {_arrow(m)}</td>"
+                f"<td class='num{cls}'>{_fmt(mr.metrics[m.name])}</td></tr>"
+            )
     cost = f"{_fmt(mr.n_queries)} queries" if mr.kind == "black-box" else f"{_fmt(mr.n_backward)} backward"
     rows.append(f"<tr><td>cost</td><td class='num'>{cost}, {mr.seconds:.2f} s</td></tr>")
     if mr.completeness_gap is not None and np.isfinite(mr.completeness_gap):
         rows.append(f"<tr><td>completeness gap</td><td class='num'>{_fmt(mr.completeness_gap)}</td></tr>")
     for key, value in mr.diagnostics.items():
+        if key == "completeness_gap":
+            continue
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
             rows.append(f"<tr><td>{_esc(key)}</td><td class='num'>{_fmt(value)}</td></tr>")
+    own = robust_scale([mr.saliency])
+    a = np.abs(np.asarray(mr.saliency, np.float64))
+    saturated = float(np.mean(a > scale)) if a.size else 0.0
+    note = f"own scale ±{own:.3g}"
+    if saturated > 0.01:
+        note += f"; <span class='sat'>{saturated:.0%} of pixels beyond the row scale</span>"
     return (
         f"<figure>{_img(png, f'{mr.method} map of {image.name}')}"
-        f"<figcaption><b>{_esc(mr.method)}</b><table>{''.join(rows)}</table></figcaption></figure>"
+        f"<figcaption><b>{_esc(mr.method)}</b> <span class='small muted'>{note}</span>"
+        f"<table>{''.join(rows)}</table></figcaption></figure>"
     )
 
 
@@ -228,7 +259,7 @@ def _agreement_table(methods: Sequence[str], matrix: np.ndarray, name: str) -> s
 
 def _image_section(image: ImageResult, data: ReportData) -> str:
     x = image_rgb(image.image)
-    explicand_png = encode_png(upscale(x, display_factor(*x.shape[:2], side=180)))
+    explicand_png = encode_png(upscale(x, display_factor(*x.shape[:2], side=196)))
     top = ", ".join(f"{_esc(label)} {p:.3f}" for label, p in image.top)
     facts = [
         f"<b>prediction</b>: {_esc(image.label)} (class {image.target}, score {image.score:.4g})",
@@ -248,7 +279,7 @@ def _image_section(image: ImageResult, data: ReportData) -> str:
         maps = [mr for mr in image.maps if mr.kind == kind]
         if not maps:
             continue
-        scale = robust_scale(mr.saliency for mr in maps)
+        scale = row_scale([mr.saliency for mr in maps])
         best = _best_by_metric(image.maps, data.metrics)
         parts.append(f"<h3>{_esc(KIND_TITLES[kind])}</h3><div class='row'>")
         parts.extend(_map_figure(image, mr, scale, data.metrics, best) for mr in maps)
