@@ -1,0 +1,1 @@
+"""Speed and fidelity benchmarks (scripts, not tests); results in benchmarks/README.md."""
