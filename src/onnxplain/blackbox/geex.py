@@ -194,9 +194,10 @@ class _GaussianEstimator:
 
         def consume(block: tuple[Any, Any, int], scores: np.ndarray) -> None:
             delta, _, m = block
-            weight = scores[:, :m] - scores[:, m:] if self.mirror else scores
-            partial = ops.asarray(weight) @ delta.reshape(m, -1)
-            acc[...] += partial
+            weight = ops.asarray(scores[:, :m] - scores[:, m:] if self.mirror else scores)
+            flat = delta.reshape(m, -1)
+            for i in range(b):  # one product per explicand: same BLAS path whatever B is
+                acc[i] += weight[i] @ flat
 
         stream(ops, model, n, exp, self.batch_size, make_block, write_queries, consume)
         g = ops.to_numpy(acc).reshape(b, noise_c, h, w) / (n * np.asarray(self._variance(h, w)))

@@ -140,7 +140,10 @@ class RISE:
             out += start
 
         def consume(block: Any, scores: np.ndarray) -> None:
-            acc[...] += ops.asarray(scores) @ block.reshape(len(block), -1)
+            flat = block.reshape(len(block), -1)
+            weights = ops.asarray(scores)
+            for i in range(b):  # one product per explicand: same BLAS path whatever B is
+                acc[i] += weights[i] @ flat
 
         stream(ops, model, self.n_masks, exp, self.batch_size, make_block, write_queries, consume)
         sal = ops.to_numpy(acc).reshape(b, 1, h, w) / (self.n_masks * self.p_keep)
