@@ -1,0 +1,214 @@
+"""LIME: onnxplain vs the ``lime`` package (marcotcr/lime), side by side, same work.
+
+Both sides explain the same image of the same ONNX model, with
+
+- the same superpixels (ours computed once and handed to lime's ``segmentation_fn``; ours gets
+  them as a label array, so neither side pays for segmentation in the timed call),
+- the same ``num_samples``, hidden segments filled with their mean colour (lime's
+  ``hide_color=None``, our ``hide="mean"``), kernel width 0.25, Ridge(α=1) with intercept,
+- one label (the model's top class; lime's ``top_labels=None, labels=(t,)``),
+- lime's classifier as a user writes it: a numpy function around a plain ONNX Runtime session,
+  returning softmax probabilities, called with lime's default ``batch_size=10``; ours is an
+  ``OnnxModel(output="probs")`` with its automatic batch size.
+
+Two regimes: the demo MNIST CNN (a cheap model: the explainer's own overhead decides; goal
+ours ≥ 5× faster) and a 224×224 ResNet-18 with random weights (both bound by the model; goal
+ours not slower). Agreement: Pearson correlation of the two pixel maps (goal ≥ 0.9), next to the
+Monte-Carlo noise floor (each side against itself with another seed).
+
+    python -m benchmarks.peers_lime [--repeats 5] [--samples-224 300] [--skip-224]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmarks import harness as h
+
+NAME = "peers_lime"
+
+
+def lime_classifier(path: Any, input_shape: Sequence[int]) -> Any:
+    """lime's ``classifier_fn``: HWC images (n, H, W, 3) → softmax probabilities, via plain ORT."""
+    session = h.plain_session(path)
+    name = session.get_inputs()[0].name
+    channels = int(input_shape[0])
+
+    def classify(images: np.ndarray) -> np.ndarray:
+        batch = np.asarray(images, np.float32)
+        batch = batch[..., :1] if channels == 1 else batch  # lime turns greyscale into RGB
+        logits = session.run(None, {name: np.ascontiguousarray(batch.transpose(0, 3, 1, 2))})[0]
+        z = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    return classify
+
+
+def explain_lime_pkg(image: np.ndarray, segments: np.ndarray, classify: Any, target: int, n: int, seed: int) -> np.ndarray:
+    """The lime package's map for ``target``: coefficient of each segment painted on it (H, W)."""
+    from lime import lime_image
+
+    hwc = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    explainer = lime_image.LimeImageExplainer(kernel_width=0.25, random_state=seed)
+    exp = explainer.explain_instance(
+        hwc.astype(np.float64),
+        classify,
+        labels=(target,),
+        hide_color=None,
+        top_labels=None,
+        num_samples=n,
+        batch_size=10,
+        segmentation_fn=lambda _img: segments,
+        random_seed=seed,
+    )
+    coef = np.zeros(int(segments.max()) + 1)
+    for seg, w in exp.local_exp[target]:
+        coef[seg] = w
+    return coef[segments]
+
+
+def regime(model_name: str, image: np.ndarray, n_samples: int, repeats: int, seed: int) -> dict[str, Any]:
+    """One interleaved comparison on one model; returns timings, ratios and agreement."""
+    from onnxplain.blackbox import LIME
+    from onnxplain.models import OnnxModel
+
+    path = h.onnx_model_path(model_name)
+    shape = h.input_shape_of(model_name)
+    ours_model = OnnxModel(path, output="probs", device="cpu")
+    t0 = time.perf_counter()
+    batch_size = ours_model.best_batch_size()
+    auto_seconds = time.perf_counter() - t0
+    segments, k = LIME(seed=seed).segment(image)
+    target = int(np.argmax(ours_model(image[None])[0]))
+    classify = lime_classifier(path, shape)
+    ours = LIME(n_samples=n_samples, segmentation=segments, seed=seed)
+
+    def run_ours() -> np.ndarray:
+        return ours.explain(ours_model, image, target=target).attributions[0]
+
+    def run_lime() -> np.ndarray:
+        return explain_lime_pkg(image, segments, classify, target, n_samples, seed)
+
+    warm_ours = LIME(n_samples=20, segmentation=segments, seed=seed)
+    timings, maps = h.interleave(
+        {"onnxplain": run_ours, "lime": run_lime},
+        repeats=repeats,
+        warmup_cases={
+            "onnxplain": lambda: warm_ours.explain(ours_model, image, target=target),
+            "lime": lambda: explain_lime_pkg(image, segments, classify, target, 20, seed),
+        },
+    )
+    other_seed = seed + 1
+    ours_b = LIME(n_samples=n_samples, segmentation=segments, seed=other_seed).explain(ours_model, image, target=target)
+    lime_b = explain_lime_pkg(image, segments, classify, target, n_samples, other_seed)
+    best = h.best_per_sample_time(path, shape, min_seconds=0.2)
+    return {
+        "model": model_name,
+        "input_shape": list(shape),
+        "n_samples": n_samples,
+        "n_segments": int(k),
+        "target": target,
+        "ours_batch_size": batch_size,
+        "ours_auto_batch_seconds": auto_seconds,
+        "timings": {k_: v.to_dict() for k_, v in timings.items()},
+        "ratio": h.ratio(timings["onnxplain"], timings["lime"]),
+        "speedup": h.ratio(timings["lime"], timings["onnxplain"]),
+        "pearson": h.pearson(maps["onnxplain"], maps["lime"]),
+        "pearson_ours_seeds": h.pearson(maps["onnxplain"], ours_b.attributions[0]),
+        "pearson_lime_seeds": h.pearson(maps["lime"], lime_b),
+        "model_limit_seconds": best.limit(n_samples + 1),
+        "best_time": best.to_dict(),
+    }
+
+
+def markdown(res: dict[str, Any]) -> str:
+    rows = []
+    for r in res["regimes"]:
+        t = r["timings"]
+        goal = "ours ≥ 5× faster" if r["model"] == "demo" else "ours not slower"
+        met = r["speedup"] >= 5 if r["model"] == "demo" else r["ratio"] <= 1.0
+        rows.append(
+            [
+                f"{r['model']} {'×'.join(map(str, r['input_shape']))}",
+                r["n_samples"],
+                r["n_segments"],
+                h.fmt_s(t["onnxplain"]["median"]),
+                h.fmt_s(t["lime"]["median"]),
+                f"**{r['ratio']:.3f}** ({r['speedup']:.1f}× faster)",
+                f"{goal}: {'met' if met else 'NOT met'}",
+                h.fmt_s(r["model_limit_seconds"]),
+                f"{r['pearson']:.3f} (floor: ours {r['pearson_ours_seeds']:.3f}, lime {r['pearson_lime_seeds']:.3f})",
+            ]
+        )
+    table = h.md_table(
+        [
+            "model",
+            "num_samples",
+            "segments",
+            "onnxplain (median)",
+            "lime (median)",
+            "ratio ours/lime",
+            "goal",
+            "model limit",
+            "Pearson ours vs lime (seed-to-seed floor)",
+        ],
+        rows,
+    )
+    notes = [
+        f"Command: `{res['command']}`; {res['repeats']} interleaved repetitions after a warm-up; "
+        f"{h.load_line(res['load_before'], res['load_after'])}.",
+        "lime: `LimeImageExplainer(kernel_width=0.25, random_state=seed).explain_instance(..., "
+        "labels=(t,), top_labels=None, hide_color=None, batch_size=10, segmentation_fn=<our segments>)` with a "
+        "numpy classifier around a plain `onnxruntime.InferenceSession`; ours: `LIME(n_samples, segmentation=<same "
+        "segments>, seed)` on `OnnxModel(output='probs')`, automatic batch size "
+        + ", ".join(f"{r['model']}: {r['ours_batch_size']}" for r in res["regimes"])
+        + " (measured once per process, "
+        + ", ".join(f"{h.fmt_s(r['ours_auto_batch_seconds'])}" for r in res["regimes"])
+        + ", not in the timed calls).",
+        "Model limit = (num_samples + 1) × the best per-sample time of a plain ORT session (harness).",
+        "Agreement: both sides draw their own random samples (both seeded), so the maps differ by Monte-Carlo "
+        "noise; the floor is each side against itself with seed+1.",
+    ]
+    return "### LIME vs the `lime` package\n\n" + table + "\n\n" + "\n".join(f"- {n}" for n in notes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions on the demo CNN (default 5)")
+    parser.add_argument("--repeats-224", type=int, default=3, help="repetitions on ResNet-18 (default 3)")
+    parser.add_argument("--samples", type=int, default=1000, help="num_samples on the demo CNN (default 1000)")
+    parser.add_argument(
+        "--samples-224", type=int, default=300, help="num_samples on ResNet-18 (default 300: keeps the suite < 20 min)"
+    )
+    parser.add_argument("--skip-224", action="store_true", help="only the demo CNN")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # lime 0.2.0.1 always shows a progress bar
+    load_before = h.load_average()
+    regimes = [regime("demo", h.demo_digit(0), args.samples, args.repeats, args.seed)]
+    if not args.skip_224:
+        regimes.append(regime("resnet18", h.natural_image(224), args.samples_224, args.repeats_224, args.seed))
+    res = {
+        "command": h.command(argv),
+        "repeats": args.repeats,
+        "load_before": load_before,
+        "load_after": h.load_average(),
+        "regimes": regimes,
+    }
+    h.save_results(NAME, res)
+    md = markdown(res)
+    h.write_section(NAME, md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
