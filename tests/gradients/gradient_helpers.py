@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+
 class Recorder(nn.Module):
     """Wraps a module and keeps a copy of every batch it is asked to score."""
 
@@ -53,8 +54,59 @@ def make_linear(d: int, classes: int = 10, seed: int = 0, dtype: torch.dtype = t
     return net.to(dtype).eval()
 
 
-def images(n: int = 4, shape: tuple[int, int, int] = (3, 16, 16), seed: int = 0, dtype=np.float32) -> np.ndarray:
+def images(
+    n: int = 4, shape: tuple[int, int, int] = (3, 16, 16), seed: int = 0, dtype=np.float32
+) -> np.ndarray:
     """Random [0,1] images with an exactly black square (x = 0) in the top-left corner."""
     x = np.random.default_rng(seed).random((n, *shape))
     x[:, :, :4, :4] = 0.0
     return x.astype(dtype)
+
+
+# -- closed-form oracles on a linear softmax model (numpy, float64) ----------------------------------
+
+
+def linear_parts(model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    lin = model[1]
+    return lin.weight.detach().numpy().astype(np.float64), lin.bias.detach().numpy().astype(np.float64)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def grad_prob(w: np.ndarray, b: np.ndarray, x: np.ndarray, c: int) -> np.ndarray:
+    """∇_x p_c(x) = p_c (w_c − Σ_j p_j w_j) for p = softmax(Wx + b)."""
+    p = _softmax(w @ x + b)
+    return p[c] * (w[c] - p @ w)
+
+
+def adversarial_oracle(
+    w: np.ndarray,
+    b: np.ndarray,
+    x: np.ndarray,
+    y: int,
+    classes: list[int | None],
+    *,
+    eps: np.ndarray | float,
+    steps: int,
+    cumulative: bool,
+    early_stop: bool,
+) -> tuple[np.ndarray, int]:
+    """AGI/LA accumulation written out per path and step; ``None`` = untargeted. Returns (A, forwards)."""
+    a = np.zeros_like(x)
+    forwards = 0
+    for t in classes:
+        xk = x.copy()
+        for _ in range(steps):
+            forwards += 1
+            if early_stop and t is not None and int(np.argmax(w @ xk + b)) == t:
+                break
+            gy = grad_prob(w, b, xk, y)
+            direction = np.sign(grad_prob(w, b, xk, t)) if t is not None else -np.sign(gy)
+            base = xk if cumulative else x
+            new = np.clip(base + eps * direction, 0.0, 1.0)
+            a += -gy * (new - base)
+            xk = new
+    return a, forwards

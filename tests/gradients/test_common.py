@@ -88,7 +88,9 @@ def test_saliency_is_the_gradient_and_abs_its_magnitude(cnn: nn.Module) -> None:
     y = probs.argmax(1)
     (g,) = torch.autograd.grad(probs.gather(1, y[:, None]).sum(), xt)
     np.testing.assert_allclose(Saliency().explain(cnn, x).attributions, g.numpy(), rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(Saliency(abs=True).explain(cnn, x).attributions, g.abs().numpy(), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        Saliency(abs=True).explain(cnn, x).attributions, g.abs().numpy(), rtol=1e-5, atol=1e-8
+    )
 
 
 def test_counts_and_chunking_of_integrated_gradients() -> None:
@@ -146,7 +148,13 @@ def test_bad_explicands_are_rejected(x: np.ndarray, message: str, cnn: nn.Module
 
 @pytest.mark.parametrize(
     "target, message",
-    [(10, "out of range"), (-1, "out of range"), ([1, 2, 3], "sequence of 2"), (1.5, "integer"), ("a", "integer")],
+    [
+        (10, "out of range"),
+        (-1, "out of range"),
+        ([1, 2, 3], "sequence of 2"),
+        (1.5, "integer"),
+        ("a", "integer"),
+    ],
 )
 def test_bad_targets_are_rejected(target: object, message: str, cnn: nn.Module) -> None:
     with pytest.raises(InvalidInputError, match=message):

@@ -38,7 +38,9 @@ def test_completeness_on_a_small_cnn_with_softmax_output() -> None:
     assert np.all(np.abs(fine.completeness_gap) < 1e-3 * np.abs(delta))
     assert np.all(np.abs(fine.completeness_gap) < 0.3 * np.abs(half.completeness_gap))  # second order
     np.testing.assert_allclose(fine.diagnostics["completeness_gap"], fine.completeness_gap)
-    np.testing.assert_allclose(fine.diagnostics["relative_completeness_gap"], fine.completeness_gap / np.abs(delta))
+    np.testing.assert_allclose(
+        fine.diagnostics["relative_completeness_gap"], fine.completeness_gap / np.abs(delta)
+    )
     with torch.no_grad():
         p0 = torch.softmax(model(torch.zeros(1, 3, 16, 16, dtype=torch.float64)), 1)[0]
     np.testing.assert_allclose(fine.baseline_score, p0[fine.target].numpy(), rtol=1e-12)
@@ -49,14 +51,18 @@ def test_linear_logits_give_the_closed_form(rule: str) -> None:
     model = make_linear(3 * 8 * 8)
     x = images(2, shape=(3, 8, 8), dtype=np.float64)
     base = np.full((3, 8, 8), 0.25)
-    e = IntegratedGradients(steps=7, rule=rule, baseline=base, output="logits").explain(model, x, target=[1, 4])
+    e = IntegratedGradients(steps=7, rule=rule, baseline=base, output="logits").explain(
+        model, x, target=[1, 4]
+    )
     w = model[1].weight.detach().numpy()
     expected = (x - base) * w[[1, 4]].reshape(2, 3, 8, 8)
     np.testing.assert_allclose(e.attributions, expected, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(e.completeness_gap, 0.0, atol=1e-10)
 
 
-@pytest.mark.parametrize("rule, captum_rule", [("riemann_right", "riemann_right"), ("gausslegendre", "gausslegendre")])
+@pytest.mark.parametrize(
+    "rule, captum_rule", [("riemann_right", "riemann_right"), ("gausslegendre", "gausslegendre")]
+)
 def test_parity_with_captum(rule: str, captum_rule: str, cnn64: nn.Module) -> None:
     x = images(3, dtype=np.float64)
     ours = IntegratedGradients(steps=16, rule=rule, batch_size=20).explain(cnn64, x)
@@ -86,7 +92,9 @@ def test_blur_matches_torchvision_gaussian_blur() -> None:
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-12)
     small = gaussian_blur(x[..., :6, :6])  # defined below torch's reflect-padding limit too
     assert small.shape == (2, 3, 6, 6) and torch.isfinite(small).all()
-    np.testing.assert_allclose(gaussian_blur(torch.ones(1, 1, 5, 7, dtype=torch.float64)).numpy(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(
+        gaussian_blur(torch.ones(1, 1, 5, 7, dtype=torch.float64)).numpy(), 1.0, atol=1e-12
+    )
 
 
 def test_blur_constant_and_array_baselines(cnn64: nn.Module) -> None:

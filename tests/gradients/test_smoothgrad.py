@@ -29,7 +29,12 @@ def test_equals_captum_noise_tunnel_given_the_same_noise(
     monkeypatch.setattr(NoiseTunnel, "_add_noise_to_input", staticmethod(same_noise))
     ours = sg.explain(cnn64, x)
     theirs = NoiseTunnel(CaptumSaliency(nn.Sequential(cnn64, nn.Softmax(dim=1)))).attribute(
-        torch.from_numpy(x), nt_type="smoothgrad", nt_samples=9, stdevs=0.2, target=ours.target.tolist(), abs=use_abs
+        torch.from_numpy(x),
+        nt_type="smoothgrad",
+        nt_samples=9,
+        stdevs=0.2,
+        target=ours.target.tolist(),
+        abs=use_abs,
     )
     np.testing.assert_allclose(ours.attributions, theirs.numpy(), rtol=1e-9, atol=1e-15)
 
@@ -41,7 +46,9 @@ def test_noise_is_standard_normal_scaled_and_independent_of_chunking() -> None:
     assert float(full.std()) == pytest.approx(0.3, rel=0.05) and abs(float(full.mean())) < 0.01
     part = sg.noise((2, 8, 8), start=NOISE_BLOCK - 3, stop=2 * NOISE_BLOCK + 4, dtype=torch.float64)
     torch.testing.assert_close(part, full[NOISE_BLOCK - 3 : 2 * NOISE_BLOCK + 4])
-    assert not torch.equal(full, SmoothGrad(samples=3 * NOISE_BLOCK + 5, sigma=0.3, seed=2).noise((2, 8, 8), dtype=torch.float64))
+    assert not torch.equal(
+        full, SmoothGrad(samples=3 * NOISE_BLOCK + 5, sigma=0.3, seed=2).noise((2, 8, 8), dtype=torch.float64)
+    )
 
 
 def test_batch_size_does_not_change_the_result(cnn64: nn.Module) -> None:
@@ -60,8 +67,12 @@ def test_zero_noise_is_saliency_and_linear_logits_give_the_weights(cnn64: nn.Mod
         atol=1e-16,
     )
     model = make_linear(3 * 8 * 8)
-    e = SmoothGrad(samples=5, sigma=0.5, output="logits").explain(model, images(1, (3, 8, 8), dtype=np.float64)[0], 6)
-    np.testing.assert_allclose(e.attributions, model[1].weight[6].detach().numpy().reshape(3, 8, 8), rtol=1e-12)
+    e = SmoothGrad(samples=5, sigma=0.5, output="logits").explain(
+        model, images(1, (3, 8, 8), dtype=np.float64)[0], 6
+    )
+    np.testing.assert_allclose(
+        e.attributions, model[1].weight[6].detach().numpy().reshape(3, 8, 8), rtol=1e-12
+    )
 
 
 def test_deterministic_under_a_seed_and_seed_sensitive(cnn: nn.Module) -> None:

@@ -218,7 +218,12 @@ class AttEXplore(GradientMethod):
         for n0 in range(0, self.n_approx, per):
             n1 = min(n0 + per, self.n_approx)
             with torch.no_grad():
-                xs = spectrum_transform(xt[None], xi[n0:n1, None], mask[n0:n1, None])
+                if (
+                    self.rho == 0 and self.noise_sigma == 0
+                ):  # the transform is the identity: skip its rounding
+                    xs = xt[None].expand(n1 - n0, *xt.shape).clone()
+                else:
+                    xs = spectrum_transform(xt[None], xi[n0:n1, None], mask[n0:n1, None])
             xs = xs.reshape(-1, *shape).requires_grad_(True)  # rows n-major: (n0, all b), (n0+1, all b) …
             plain = [i for i in range(n0, n1) if geoms[i] is None]
             losses = []
