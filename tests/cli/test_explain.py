@@ -93,3 +93,49 @@ def test_explain_the_demo_model(tmp_path, run_cli):
     for rec in doc["results"]:
         assert np.load(out / rec["files"]["npy"]).shape == (1, 28, 28)
         assert rec["model_score"] > 0.5
+
+
+def test_explain_through_the_dataset_runner(workdir, run_cli):
+    """--backend ray --workers 0: explain_dataset in-process; same outputs, per-image seeds recorded."""
+    from onnxplain.distributed import image_seed
+
+    out = workdir / "out"
+    code, _, err = run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", workdir / "b.jpg",
+                           "-m", "geex", "-n", "32", "--seed", "5", "--backend", "ray", "--workers", "0", "--out", out)
+    assert code == 0, err
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["settings"]["backend"] == "ray"
+    seeds = {r["stem"]: r["params"]["seed"] for r in doc["results"]}
+    assert seeds == {"c": image_seed(5, "c"), "b": image_seed(5, "b")}
+    for rec in doc["results"]:
+        assert np.load(out / rec["files"]["npy"]).shape == (1, 8, 8)
+        assert rec["n_queries"] <= 32 + 8
+    # the same map as a local run with that image's seed
+    local = workdir / "local"
+    assert run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", "-m", "geex", "-n", "32",
+                   "--seed", str(seeds["c"]), "--out", local)[0] == 0
+    assert np.allclose(np.load(local / "c.geex.npy"), np.load(out / "c.geex.npy"), atol=1e-6)
+
+
+def test_query_progress_follows_the_model_counter():
+    """The TTY progress bar reads n_queries from the model and closes cleanly."""
+    import io
+    import time
+
+    from onnxplain.cli._common import QueryProgress
+
+    class Counter:
+        n_queries = 0
+
+    model = Counter()
+    with QueryProgress(model, 100, "test", enabled=True) as progress:
+        progress._bar.fp = io.StringIO()
+        model.n_queries = 40
+        time.sleep(0.5)
+        assert progress._bar.n == 40
+        model.n_queries = 500
+        progress._update()
+        assert progress._bar.n == 100  # capped at the budget
+    assert not progress._thread.is_alive()
+    with QueryProgress(model, 100, "off", enabled=False) as progress:
+        assert progress._bar is None

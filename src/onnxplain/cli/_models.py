@@ -26,7 +26,8 @@ def open_query_model(
     input_shape: Sequence[int] | None = None,
     output: str = "probs",
 ) -> Any:
-    """An :class:`OnnxModel` for a file path, a :class:`RemoteModel` for an ``http(s)://…/v2/models/NAME`` URL."""
+    """An :class:`OnnxModel` for a file path (``"demo"``: the shipped MNIST CNN), a :class:`RemoteModel` for an
+    ``http(s)://…/v2/models/NAME`` URL."""
     if is_url(source):
         from onnxplain.models.remote import RemoteModel
 
@@ -41,6 +42,10 @@ def open_query_model(
     from onnxplain.models.onnx import OnnxModel
 
     path = Path(source)
+    if source == "demo" and not path.exists():
+        from onnxplain.demo import demo_onnx_path
+
+        path = demo_onnx_path()
     if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg", ".npy", ".gif", ".bmp"):
         raise ModelLoadError(f"{source} looks like an image, not an ONNX model (the model comes first).")
     return OnnxModel(

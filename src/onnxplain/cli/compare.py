@@ -34,7 +34,7 @@ examples:
   onnxplain compare --onnx resnet18.onnx --torch resnet18 --weights r18.pt cat.png dog.png --out cmp/
   onnxplain compare --onnx model.onnx --torch mypkg.nets:Net --weights net.pt --torch-mean 0.5 --torch-std 0.5 \\
       digit.png --blackbox geex --whitebox ig,la --queries 2000 --out cmp/
-  onnxplain compare --onnx "$(python -c 'import onnxplain.demo as d; print(d.demo_onnx_path())')" --torch demo x.npy --out cmp/
+  onnxplain compare --onnx demo --torch demo digit.png --out cmp/      (the shipped MNIST CNN and its torch twin)
 
 The parity of the two models is checked and reported first (a mismatch is a warning: the white-box
 maps would explain a different function). Every map is evaluated on the ONNX model, by queries.
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         command_name="compare",
     )
     make_output_dir(out)
-    identity = file_digest(Path(args.onnx)) if Path(args.onnx).is_file() else args.onnx
+    identity = file_digest(Path(onnx_model.source)) if Path(getattr(onnx_model, "source", "")).is_file() else args.onnx
     doc = run_job(job, out, con, force=args.force, identity=identity)
     con.emit_json(doc)
     return doc

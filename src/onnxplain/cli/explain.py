@@ -42,10 +42,12 @@ SCHEMA_VERSION = 1
 EXAMPLES = """\
 examples:
   onnxplain explain model.onnx cat.jpg dog.png --method geex --out maps/
+  onnxplain explain demo digit.png --method geex,rise,lime --out maps/      (the shipped MNIST CNN)
   onnxplain explain model.onnx cat.jpg --method geex,rise,lime --queries 4000 --seed 1 --out maps/
   onnxplain explain vendor.onnx x.npy --method lime --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 \\
       --labels imagenet.txt --target 281 --out maps/
   onnxplain explain http://127.0.0.1:8000/v2/models/resnet image.png --method rise --out maps/
+  onnxplain explain model.onnx images/*.jpg --method geex --backend ray --workers 4 --out maps/
 
 Writes DIR/<image>.<method>.npy (attributions, the explicand's shape), DIR/<image>.<method>.png
 (overlay: red raises the class score, blue lowers it) and DIR/results.json. A re-run skips
@@ -61,7 +63,9 @@ def add_parser(sub: Any) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL", help="an .onnx file, or a KServe-v2 URL http(s)://host/v2/models/NAME")
+    p.add_argument(
+        "model", metavar="MODEL", help="an .onnx file, a KServe-v2 URL http(s)://host/v2/models/NAME, or 'demo'"
+    )
     p.add_argument("images", metavar="IMAGE", nargs="+", type=Path, help="PNG/JPEG files, or .npy arrays in the model's input space")
     p.add_argument("--method", "-m", action="append", required=True, help="geex, ge, rise, lime (repeat or comma-separate)")
     p.add_argument("--queries", "-n", type=positive_int, default=None, help="query budget per image and method")
@@ -69,6 +73,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", "-o", type=Path, required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="recompute outputs that already exist")
     p.add_argument("--input-shape", type=shape_arg, default=None, help="C,H,W when the model leaves it dynamic")
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: onnxplain.distributed.explain_dataset on Ray Data (per-image seeds "
+        "derived from --seed and the image name, resumable run store in DIR/.runs/<method>)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="Ray actors with --backend ray (0 = the dataset runner in-process)"
+    )
     add_model_options(p)
     add_common(p)
     p.set_defaults(run=run)
@@ -83,7 +97,12 @@ def _model_identity(source: str) -> str:
         return source
     from onnxplain.cli._common import file_digest
 
-    return file_digest(Path(source))
+    path = Path(source)
+    if source == "demo" and not path.exists():
+        from onnxplain.demo import demo_onnx_path
+
+        path = demo_onnx_path()
+    return file_digest(path)
 
 
 def _describe_model(model: Any, source: str, preprocess: Any, layout: str) -> dict[str, Any]:
@@ -127,6 +146,60 @@ def record_of(exp: Any) -> dict[str, Any]:
     return {k: d.get(k) for k in keep}
 
 
+def _run_dataset(
+    args: argparse.Namespace,
+    methods: list[str],
+    explainers: list[Any],
+    stems: list[str],
+    targets: np.ndarray,
+    preprocess: Any,
+    out: Path,
+    con: Console,
+) -> dict[str, Any]:
+    """Run every method with :func:`onnxplain.distributed.explain_dataset`; its stores live in DIR/.runs/.
+
+    Each image is explained with the seed ``image_seed(--seed, image name)`` (so results do not
+    depend on scheduling); a failed image stops the command with its error, after the others finished.
+    """
+    from onnxplain.cli._common import BUDGET_PARAMS, _first_param
+    from onnxplain.distributed import MethodSpec, OnnxModelSpec, explain_dataset
+
+    if is_url(args.model):
+        model_spec: Any = args.model
+    else:
+        model_spec = OnnxModelSpec(
+            path=str(Path(args.model).resolve()),
+            batch_size=args.batch_size if args.batch_size is not None else "auto",
+            preprocess=preprocess,
+            layout=args.layout,
+            input_shape=args.input_shape,
+        )
+    runs = {}
+    for method, explainer in zip(methods, explainers, strict=True):
+        params: dict[str, Any] = {}
+        key = _first_param(type(explainer), BUDGET_PARAMS)
+        if args.queries is not None and key is not None:
+            params[key] = args.queries
+        if args.batch_size is not None and _first_param(type(explainer), ("batch_size",)):
+            params["batch_size"] = args.batch_size
+        result = explain_dataset(
+            [str(Path(p).resolve()) for p in args.images],
+            model_spec,
+            MethodSpec(method, params),
+            out=out / ".runs" / method,
+            num_workers=args.workers,
+            seed=args.seed,
+            ids=stems,
+            targets=[int(t) for t in targets],
+            progress=con.progress,
+        )
+        if result.errors:
+            first = result.errors[0]
+            raise InvalidInputError(f"{method} failed on image {first['id']!r}: {first.get('error')}")
+        runs[method] = result
+    return runs
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from onnxplain.images import load_images
     from onnxplain.report.heatmap import display_factor, overlay, save_png, upscale
@@ -157,6 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         build_method(m, blackbox=True, budget=args.queries, seed=args.seed, batch_size=args.batch_size)
         for m in methods
     ]
+    if args.backend == "ray" and args.workers < 0:
+        raise InvalidInputError(f"--workers must be ≥ 0, got {args.workers}.")
 
     settings = {
         "methods": methods,
@@ -165,6 +240,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "target": args.target,
         "batch_size": args.batch_size,
         "device": args.device,
+        "backend": args.backend,
+        "workers": args.workers if args.backend == "ray" else None,
     }
     model_info = _describe_model(model, args.model, preprocess, args.layout)
     identity = _model_identity(args.model)
@@ -201,6 +278,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     skipped = 0
     total = len(args.images) * len(methods)
+    dataset_runs = None
+    if args.backend == "ray":
+        dataset_runs = _run_dataset(args, methods, explainers, stems, targets, preprocess, out, con)
     with item_progress(total, "explain", con.progress) as bar:
         for i, (path, stem) in enumerate(zip(args.images, stems, strict=True)):
             image_key = str(Path(path).resolve())
@@ -214,6 +294,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "queries": args.queries,
                     "seed": args.seed,
                     "target": int(targets[i]),
+                    "backend": args.backend,
                 }
                 skey = _settings_key(key_fields)
                 npy, png = out / f"{stem}.{method}.npy", out / f"{stem}.{method}.png"
@@ -229,10 +310,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     skipped += 1
                     bar.update(1)
                     continue
-                with QueryProgress(model, args.queries, f"{stem} · {method}", con.progress):
-                    t0 = time.perf_counter()
-                    exp = explainer.explain(model, batch[i], target=int(targets[i]))
-                    wall = time.perf_counter() - t0
+                if dataset_runs is not None:
+                    exp, wall = dataset_runs[method].load(stem), 0.0
+                else:
+                    with QueryProgress(model, args.queries, f"{stem} · {method}", con.progress):
+                        t0 = time.perf_counter()
+                        exp = explainer.explain(model, batch[i], target=int(targets[i]))
+                        wall = time.perf_counter() - t0
                 a = check_attributions(exp, tuple(batch[i].shape), method)
                 sal = a.mean(axis=0) if a.ndim == 3 else a.reshape(a.shape[-2:])
                 rgb = overlay(batch[i], sal)
