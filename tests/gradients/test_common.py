@@ -214,3 +214,12 @@ def test_non_finite_model_scores_are_reported() -> None:
 def test_bad_hyper_parameters_are_rejected(make) -> None:
     with pytest.raises(InvalidInputError):
         make()
+
+
+def test_automatic_batch_size_follows_the_input_size(cnn: nn.Module) -> None:
+    from onnxplain.gradients._common import auto_batch_size
+
+    assert auto_batch_size(3 * 224 * 224) == 55 and auto_batch_size(1 * 28 * 28) == 1024
+    assert auto_batch_size(10**9) == 1
+    assert Saliency().explain(cnn, images(1)[0]).params["batch_size"] == 1024
+    assert Saliency(batch_size=3).explain(cnn, images(1)[0]).params["batch_size"] == 3

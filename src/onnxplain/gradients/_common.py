@@ -35,8 +35,15 @@ Output = Literal["probs", "logits"]
 TargetLike = int | Sequence[int] | np.ndarray | torch.Tensor | None
 InputLike = np.ndarray | torch.Tensor
 
-DEFAULT_BATCH_SIZE = 64
-"""Samples per forward/backward pass unless ``batch_size`` says otherwise."""
+AUTO_BATCH_ELEMENTS = 2**23
+"""``batch_size=None`` streams about this many input elements per forward/backward pass."""
+MAX_AUTO_BATCH = 1024
+
+
+def auto_batch_size(sample_numel: int) -> int:
+    """Samples per pass when ``batch_size=None``: ≈ 8.4 M input values (55 at 3×224×224,
+    1024 at 1×28×28), so memory stays bounded and small inputs still fill a batch."""
+    return int(min(MAX_AUTO_BATCH, max(1, AUTO_BATCH_ELEMENTS // max(1, sample_numel))))
 
 
 # -- constructor validation -----------------------------------------------------------------------
@@ -211,6 +218,7 @@ class Runner:
     output: Output
     device: torch.device
     dtype: torch.dtype
+    batch_size: int
     n_forward: int = 0
     n_backward: int = 0
     model_seconds: float = 0.0
@@ -235,8 +243,9 @@ class Runner:
         """softmax (``"probs"``, applied once) or identity (``"logits"``)."""
         return torch.softmax(raw, dim=1) if self.output == "probs" else raw
 
-    def scores(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """Head scores (N, K) of ``x`` without gradients, in chunks."""
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Head scores (N, K) of ``x`` without gradients, in chunks of :attr:`batch_size`."""
+        batch_size = self.batch_size
         parts = []
         self._sync()
         t0 = time.perf_counter()
@@ -306,15 +315,14 @@ class GradientMethod:
     def __init__(
         self, *, output: Output = "probs", device: str | None = None, batch_size: int | None = None
     ) -> None:
+        """``batch_size=None`` picks :func:`auto_batch_size` from the explicand's size."""
         self.output = check_output(output)
         self.device = device
-        self.batch_size = (
-            DEFAULT_BATCH_SIZE if batch_size is None else check_positive_int("batch_size", batch_size)
-        )
+        self.batch_size = None if batch_size is None else check_positive_int("batch_size", batch_size)
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters recorded in every Explanation (subclasses extend)."""
-        return {"output": self.output, "batch_size": self.batch_size}
+        return {"output": self.output}
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Method-specific checks of the explicand batch (default: inside :attr:`bounds`, if set)."""
@@ -337,8 +345,9 @@ class GradientMethod:
         dtype = model_dtype(model, x)
         xb, single = as_batch_tensor(x, device, dtype)
         self._check_input(xb)
-        run = Runner(model, self.output, device, dtype)
-        scores = run.scores(xb, self.batch_size)
+        batch_size = self.batch_size or auto_batch_size(xb[0].numel())
+        run = Runner(model, self.output, device, dtype, batch_size)
+        scores = run.scores(xb)
         targets = targets_tensor(target, xb.shape[0], scores.shape[1], device)
         if targets is None:
             targets = scores.argmax(dim=1)
@@ -364,6 +373,7 @@ class GradientMethod:
             **self.params(),
             "device": str(device),
             "dtype": str(dtype).replace("torch.", ""),
+            "batch_size": batch_size,
             **res.params,
         }
         return Explanation(

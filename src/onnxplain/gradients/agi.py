@@ -115,6 +115,6 @@ class AGI(GradientMethod):
             from_origin=self.path == "reference",
             early_stop=True,
             bounds=self.bounds,
-            batch_size=self.batch_size,
+            batch_size=run.batch_size,
         )
         return Result(attributions, params={"n_classes_used": min(self.n_classes, scores.shape[1] - 1)})

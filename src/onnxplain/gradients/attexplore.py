@@ -213,7 +213,7 @@ class AttEXplore(GradientMethod):
         """g_t for a chunk of explicands: N-sample mean, TI-smoothed, L1-mean normalised."""
         b, shape = xt.shape[0], tuple(xt.shape[1:])
         xi, mask, geoms = self.draws(t, shape, xt.device, xt.dtype)  # type: ignore[arg-type]
-        per = max(1, self.batch_size // b)
+        per = max(1, run.batch_size // b)
         total = torch.zeros_like(xt)
         for n0 in range(0, self.n_approx, per):
             n1 = min(n0 + per, self.n_approx)
@@ -252,8 +252,8 @@ class AttEXplore(GradientMethod):
             k = torch.as_tensor(ti_kernel(self.ti_size), dtype=x.dtype, device=x.device)
             kernel = k.expand(x.shape[1], 1, self.ti_size, self.ti_size).contiguous()
         out = torch.zeros_like(x)
-        for i0 in range(0, x.shape[0], self.batch_size):
-            x0, y = x[i0 : i0 + self.batch_size], targets[i0 : i0 + self.batch_size]
+        for i0 in range(0, x.shape[0], run.batch_size):
+            x0, y = x[i0 : i0 + run.batch_size], targets[i0 : i0 + run.batch_size]
             xt, momentum_g = x0.clone(), torch.zeros_like(x0)
             acc = torch.zeros_like(x0)
             for t in range(self.steps):
@@ -263,5 +263,5 @@ class AttEXplore(GradientMethod):
                 )
                 acc -= (nxt - xt) * momentum_g
                 xt = nxt
-            out[i0 : i0 + self.batch_size] = acc
+            out[i0 : i0 + run.batch_size] = acc
         return Result(out, params={"alpha": alpha})

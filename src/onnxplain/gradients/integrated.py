@@ -121,7 +121,7 @@ class IntegratedGradients(GradientMethod):
         diff = x - base
         total = torch.zeros_like(x)
         shape = (1, -1) + (1,) * (x.ndim - 1)
-        for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.steps, self.batch_size):
+        for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.steps, run.batch_size):
             a = alphas[k0:k1].view(shape)  # (1, nk, 1, 1, 1)
             pts = (base[i0:i1, None] + a * diff[i0:i1, None]).reshape(-1, *x.shape[1:])
             tgt = targets[i0:i1].repeat_interleave(k1 - k0)
@@ -129,7 +129,7 @@ class IntegratedGradients(GradientMethod):
             g = g.view(i1 - i0, k1 - k0, *x.shape[1:])
             total[i0:i1] += (g * weights[k0:k1].view(shape)).sum(dim=1)
         attributions = total * diff
-        baseline_score = gather(run.scores(base, self.batch_size), targets)
+        baseline_score = gather(run.scores(base), targets)
         delta = gather(scores, targets) - baseline_score
         gap = attributions.flatten(1).sum(1) - delta
         rel = gap / delta.abs().clamp_min(torch.finfo(delta.dtype).tiny)

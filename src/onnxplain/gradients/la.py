@@ -115,7 +115,7 @@ class LA(GradientMethod):
             from_origin=True,
             early_stop=False,
             bounds=self.bounds,
-            batch_size=self.batch_size,
+            batch_size=run.batch_size,
         )
         n_targeted = min(self.samples - 1, scores.shape[1] - 1)
         attributions = torch.zeros_like(x)

@@ -98,7 +98,7 @@ class SmoothGrad(GradientMethod):
         total = torch.zeros_like(x)
         shape = tuple(x.shape[1:])
         cached: tuple[int, int, torch.Tensor] | None = None
-        for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.samples, self.batch_size):
+        for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.samples, run.batch_size):
             if cached is None or cached[:2] != (k0, k1):
                 cached = (k0, k1, self.noise(shape, start=k0, stop=k1, device=x.device, dtype=x.dtype))
             delta = cached[2]
