@@ -134,6 +134,7 @@ def test_bench_lists_and_runs_scripts(tmp_path, run_cli):
     bench.mkdir()
     (bench / "__init__.py").write_text("")
     (bench / "_helpers.py").write_text("")
+    (bench / "harness.py").write_text("")
     (bench / "hello.py").write_text(
         "import pathlib, sys\npathlib.Path('hello.out').write_text(' '.join(['hello', *sys.argv[1:]]))\n"
     )
@@ -147,3 +148,9 @@ def test_bench_lists_and_runs_scripts(tmp_path, run_cli):
     assert code == 2 and "unknown benchmark 'nope'" in err
     code, _, err = run_cli("bench", "--root", tmp_path / "empty")
     assert code == 2 and "no benchmarks/ directory" in err
+    # with a suite runner, a bare 'bench' hands over to it (with the options after --)
+    (bench / "__main__.py").write_text(
+        "import pathlib, sys\npathlib.Path('suite.out').write_text(' '.join(sys.argv[1:]))\n"
+    )
+    assert run_cli("bench", "--root", tmp_path, "--", "--mnist", "x.npz")[0] == 0
+    assert (tmp_path / "suite.out").read_text() == "--mnist x.npz"
