@@ -568,6 +568,8 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def fmt_s(seconds: float) -> str:
     if seconds != seconds:  # NaN
         return "—"
+    if seconds < 0:
+        return "−" + fmt_s(-seconds)
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1:
