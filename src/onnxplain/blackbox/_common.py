@@ -7,6 +7,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,9 @@ from onnxplain.explanation import Explanation
 from onnxplain.models.base import QueryModel, Target, as_batch, predict, preferred_batch_size
 
 BaselineSpec = Any  # "zero" | float | "blur" | array broadcastable to (C,H,W) or (B,C,H,W)
+
+PREFETCH = True
+"""Build the next call's queries on a helper thread while the model runs (numpy backend)."""
 
 BLUR_SIZE = 31
 BLUR_SIGMA = 5.0
@@ -223,26 +227,52 @@ def stream(
     ``write_queries(block, out)`` fills ``out`` (B, stop-start, C, H, W) with its queries;
     ``consume(block, scores)`` receives the (B, stop-start) float64 target scores, called in
     block order (so accumulation never depends on how blocks were grouped into calls).
+
+    With the numpy backend the next call's queries are built on a helper thread while the model
+    runs the current call (numpy and ONNX Runtime release the GIL), into the other of two
+    buffers; results are identical to building them in turn (blocks are independent, and
+    ``consume`` stays on the calling thread, in order). Memory: two calls' worth of queries.
     """
     b = explicands.n
     sample = tuple(explicands.x.shape[1:])
     targets = explicands.targets
-    buffer = None
-    for group in chunks_of_blocks(n, model, batch_size, b):
+    groups = list(chunks_of_blocks(n, model, batch_size, b))
+    buffers: dict[tuple[int, int], Any] = {}
+
+    def build(index: int) -> tuple[list[Any], list[tuple[int, int]], Any]:
+        group = groups[index]
         spans = [(k * BLOCK, min((k + 1) * BLOCK, n)) for k in group]
         total = spans[-1][1] - spans[0][0]
-        if buffer is None or buffer.shape[1] != total:
-            buffer = ops.empty((b, total, *sample))
+        key = (index % 2, total)
+        if key not in buffers:
+            buffers[key] = ops.empty((b, total, *sample))
+        buffer = buffers[key]
         blocks = []
         for k, (start, stop) in zip(group, spans, strict=True):
             block = make_block(k, start, stop)
             off = start - spans[0][0]
             write_queries(block, buffer[:, off : off + stop - start])
             blocks.append(block)
-        scores = target_scores(model, buffer.reshape(b * total, *sample), targets)
+        return blocks, spans, buffer.reshape(b * total, *sample)
+
+    def run(built: tuple[list[Any], list[tuple[int, int]], Any]) -> None:
+        blocks, spans, queries = built
+        scores = target_scores(model, queries, targets)
         for block, (start, stop) in zip(blocks, spans, strict=True):
             off = start - spans[0][0]
             consume(block, scores[:, off : off + stop - start])
+
+    if not PREFETCH or ops.name != "numpy" or len(groups) < 2:
+        for index in range(len(groups)):
+            run(build(index))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxplain-queries") as pool:
+        pending = pool.submit(build, 0)
+        for index in range(len(groups)):
+            built = pending.result()
+            if index + 1 < len(groups):
+                pending = pool.submit(build, index + 1)
+            run(built)
 
 
 def build_explanation(

@@ -93,8 +93,6 @@ class LIME:
             else a 7×7 grid), ``"quickshift"`` (4, 200, 0.2, on the image scaled to [0,1]),
             ``"slic"``, ``"grid"``, or an integer label array (H,W) or (B,H,W) (any labels,
             e.g. starting at 1: they are relabelled to 0..K−1).
-        n_segments: cells for ``"grid"`` (rounded to a square, default 49) or the target
-            segment count for ``"slic"`` (default 50).
         hide: ``"mean"`` (each hidden segment takes its own mean colour, the reference default)
             or a constant value for hidden pixels.
         kernel_width: w of the proximity kernel (0.25).
@@ -102,6 +100,8 @@ class LIME:
         seed: seeds the samples and quickshift; same samples for every explicand with the same
             segment count, identical maps whatever ``batch_size``.
         batch_size: queries per model call; default: the model's preferred batch size.
+        n_segments: cells for ``"grid"`` (rounded to a square, default 7×7 = 49) or the target
+            segment count for ``"slic"`` (default 50).
         backend: ``"numpy"``, ``"torch"`` (samples built on ``model.device``) or ``"auto"``.
 
     ``Explanation.diagnostics``: ``r2`` (weighted R² of the surrogate), ``n_segments``,
@@ -114,12 +114,12 @@ class LIME:
         self,
         n_samples: int = 1000,
         segmentation: Any = "auto",
-        n_segments: int | None = None,
         hide: str | float = "mean",
         kernel_width: float = 0.25,
         ridge_alpha: float = 1.0,
         seed: int = 0,
         batch_size: int | None = None,
+        n_segments: int | None = None,
         backend: str = "auto",
     ) -> None:
         self.n_samples = check_positive_int("n_samples", n_samples, 2)

@@ -1,0 +1,365 @@
+"""Black-box explainers (GEEX, GE, RISE, LIME): streaming memory, query efficiency, and GEEX vs IG.
+
+    python -m benchmarks.blackbox_speed [--repeats 3] [--mnist PATH --n-images 100] [--skip-resnet]
+
+1. **Memory does not grow with the budget.** Peak RSS added by one explanation of a 3×224×224
+   input at 1k vs 20k queries (GEEX; RISE and LIME too), each run in a fresh subprocess
+   (``harness.run_isolated``). The model is a cheap linear scorer (a ``FunctionModel``) so that
+   what is measured is the explainer's own memory; goal: 20k within 10 % of 1k.
+2. **Query efficiency** = ``n_queries`` × the model's best per-sample time / the explanation's
+   wall time. The per-sample limit is re-measured *in every round*, right next to the
+   explanation: a plain ``onnxruntime.InferenceSession`` runs the same number of forwards at
+   the best batch size of a sweep (``harness.best_per_sample_time``); rounds are interleaved
+   and we publish the median of the per-round ratios. Models: the demo MNIST CNN and a
+   torchvision ResNet-18 with random weights exported to ONNX. The explainers use
+   ``OnnxModel(..., output="probs")`` with its automatic batch size (also shown), and, when that
+   differs from the sweep's best size, once more with the sweep's size.
+   Goals: ≥ 0.90 on ResNet-18, ≥ 0.75 for GEEX on the demo CNN.
+3. **GEEX vs IG by deletion AOPC** (the GEEX paper's protocol, ``onnxplain.evaluation``:
+   normalised AOPC, signed channel-mean ranking, stride 10, replacement by the baseline 0,
+   softmax probability of the predicted class, curves averaged before the ratio) on the demo CNN:
+   GEEX with 5,000 queries against white-box IG (50 trapezoid steps, zero baseline) on the
+   same images; plus a σ sweep of GEEX (AOPC and completeness gap) behind the default σ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import harness as h
+
+NAME = "blackbox_speed"
+SIGMAS = (0.03, 0.05, 0.1, 0.2, 0.31)
+
+
+# -- 1. memory ------------------------------------------------------------------------------------
+
+
+def memory_setup(method: str, n: int) -> Callable[[], dict[str, Any]]:
+    """Child setup: a cheap 3×224×224 linear scorer and one explainer with budget ``n``."""
+    from onnxplain.blackbox import GEEX, LIME, RISE
+    from onnxplain.models.base import FunctionModel
+
+    shape = (3, 224, 224)
+    weights = np.random.default_rng(0).standard_normal((int(np.prod(shape)), 10)).astype(np.float32) / 400
+
+    def scorer(z: Any) -> np.ndarray:
+        return np.asarray(z, np.float32).reshape(len(z), -1) @ weights
+
+    model = FunctionModel(scorer, shape, 10, output="probs", batch_size=64)
+    explainer = {
+        "geex": lambda: GEEX(n_queries=n, batch_size=64),
+        "rise": lambda: RISE(n_masks=n, batch_size=64),
+        "lime": lambda: LIME(n_samples=n, batch_size=64, segmentation="grid", n_segments=64),
+    }[method]()
+    x = h.natural_image(224)
+
+    def call() -> dict[str, Any]:
+        exp = explainer.explain(model, x)
+        return {"n_queries": exp.n_queries}
+
+    return call
+
+
+def run_memory(budgets: tuple[int, int], methods: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for method in methods:
+        runs = {}
+        for n in budgets:
+            run = h.run_isolated(f"benchmarks.{NAME}:memory_setup", {"method": method, "n": n})
+            runs[n] = run
+            print(f"memory {method} n={n}: +{h.fmt_bytes(run.added)} in {run.seconds:.1f} s", file=sys.stderr)
+        lo, hi = (runs[n] for n in budgets)
+        rows.append(
+            {
+                "method": method,
+                "budgets": budgets,
+                "added": [lo.added, hi.added],
+                "peak_process": [lo.peak_process, hi.peak_process],
+                "seconds": [lo.seconds, hi.seconds],
+                "growth": hi.added / lo.added - 1 if lo.added else float("nan"),
+                "peak_reset": lo.peak_reset and hi.peak_reset,
+            }
+        )
+    return rows
+
+
+# -- 2. query efficiency -------------------------------------------------------------------------------
+
+
+def explainers(model_name: str) -> dict[str, Any]:
+    from onnxplain.blackbox import GE, GEEX, LIME, RISE
+
+    if model_name == "demo":
+        return {
+            "GEEX": GEEX(n_queries=5000),
+            "GE": GE(n_queries=5000),
+            "RISE": RISE(n_masks=4000),
+            "LIME": LIME(n_samples=1000),
+        }
+    return {
+        "GEEX": GEEX(n_queries=512, sigma=0.1),
+        "GE": GE(n_queries=512),
+        "RISE": RISE(n_masks=512),
+        "LIME": LIME(n_samples=512),
+    }
+
+
+def inputs_for(model_name: str, n_images: int) -> np.ndarray:
+    if model_name == "demo":
+        from onnxplain.demo import load_demo_digits
+
+        return load_demo_digits()[0][:n_images]
+    return h.natural_image(224)[None]
+
+
+def run_efficiency(model_name: str, repeats: int, n_images: int) -> dict[str, Any]:
+    from onnxplain.models.onnx import OnnxModel
+
+    path = h.onnx_model_path(model_name)
+    shape = h.input_shape_of(model_name)
+    best = h.best_per_sample_time(path, shape)
+    session = h.plain_session(path)
+    feed_name = session.get_inputs()[0].name
+    chunk = np.random.default_rng(0).random((best.batch_size, *shape), dtype=np.float32)
+    x = inputs_for(model_name, n_images)
+    auto = OnnxModel(path, output="probs", device="cpu")
+    models = {"auto": auto}
+    if auto.best_batch_size() != best.batch_size:
+        models["sweep"] = OnnxModel(path, output="probs", device="cpu", batch_size=best.batch_size)
+    print(
+        f"{model_name}: best {best.per_sample * 1e6:.0f} µs/sample at batch {best.batch_size}; "
+        f"OnnxModel auto batch {auto.best_batch_size()}",
+        file=sys.stderr,
+    )
+
+    def plain(n: int) -> float:
+        t0 = time.perf_counter()
+        full, rest = divmod(n, best.batch_size)
+        for _ in range(full):
+            session.run(None, {feed_name: chunk})
+        if rest:
+            session.run(None, {feed_name: chunk[:rest]})
+        return time.perf_counter() - t0
+
+    rows = []
+    for method, explainer in explainers(model_name).items():
+        for label, model in models.items():
+            n_queries = explainer.explain(model, x).n_queries  # warm-up (and the budget)
+            limit_times: list[float] = []
+            walls: list[float] = []
+            fractions: list[float] = []
+
+            def limit(limit_times: list[float] = limit_times, n_queries: int = n_queries) -> None:
+                limit_times.append(plain(n_queries))
+
+            def ours(
+                walls: list[float] = walls, fractions: list[float] = fractions, model: Any = model,
+                explainer: Any = explainer,
+            ) -> None:
+                t0 = time.perf_counter()
+                exp = explainer.explain(model, x)
+                walls.append(time.perf_counter() - t0)
+                fractions.append(exp.model_seconds / exp.seconds)
+
+            h.interleave({"limit": limit, "ours": ours}, repeats=repeats, warmup=0, verbose=False)
+            per_round = [a / b for a, b in zip(limit_times, walls, strict=True)]
+            row = {
+                "model": model_name,
+                "method": method,
+                "batch": f"{label} ({model.best_batch_size()})",
+                "n_images": len(x),
+                "n_queries": n_queries,
+                "wall_median": statistics.median(walls),
+                "limit_median": statistics.median(limit_times),
+                "efficiency": statistics.median(per_round),
+                "efficiency_rounds": per_round,
+                "efficiency_static": n_queries * best.per_sample / statistics.median(walls),
+                "model_fraction": statistics.median(fractions),
+            }
+            rows.append(row)
+            print(
+                f"  {method} [{label}]: eff {row['efficiency']:.3f} (rounds {np.round(per_round, 3).tolist()}), "
+                f"wall {row['wall_median']:.2f} s",
+                file=sys.stderr,
+            )
+    return {"best": best.to_dict(), "rows": rows}
+
+
+# -- 3. GEEX vs IG (deletion AOPC) --------------------------------------------------------------------
+
+
+def load_digits(mnist: Path | None, n_images: int) -> tuple[np.ndarray, str]:
+    if mnist is None:
+        from onnxplain.demo import load_demo_digits
+
+        x = load_demo_digits()[0][:n_images]
+        return x, f"the {len(x)} digits shipped with the demo"
+    with np.load(mnist) as data:
+        idx = data["heldout_idx"][:n_images]
+        x = data["x"][idx].astype(np.float32)[:, None] / 255.0
+    return x, f"the first {len(x)} held-out MNIST test digits ({mnist.name})"
+
+
+def run_aopc(mnist: Path | None, n_images: int, queries: int) -> dict[str, Any]:
+    from onnxplain.blackbox import GEEX
+    from onnxplain.demo import load_demo_model, load_demo_torch
+    from onnxplain.evaluation.aopc import aopc_deletion
+    from onnxplain.gradients.integrated import IntegratedGradients
+
+    x, source = load_digits(mnist, n_images)
+    model = load_demo_model(output="probs", device="cpu")
+
+    def aopc(exp: Any) -> float:
+        return aopc_deletion(model, x, exp.attributions, target=exp.target, stride=10, replacement="baseline").score
+
+    ig = IntegratedGradients(steps=50, baseline="zero", output="probs").explain(load_demo_torch(), x)
+    rows = [
+        {
+            "method": "IG (white-box, 50 steps)",
+            "sigma": None,
+            "aopc": aopc(ig),
+            "rel_gap": _rel_gap(ig),
+            "seconds": ig.seconds,
+        }
+    ]
+    for sigma in SIGMAS:
+        exp = GEEX(n_queries=queries, sigma=sigma).explain(model, x, target=ig.target)
+        rows.append(
+            {
+                "method": f"GEEX ({queries} queries)",
+                "sigma": sigma,
+                "aopc": aopc(exp),
+                "rel_gap": _rel_gap(exp),
+                "seconds": exp.seconds,
+            }
+        )
+        print(f"  GEEX σ={sigma}: AOPC {rows[-1]['aopc']:.4f}, |gap| {rows[-1]['rel_gap']:.3f}", file=sys.stderr)
+    print(f"  IG: AOPC {rows[0]['aopc']:.4f}", file=sys.stderr)
+    return {"source": source, "rows": rows, "queries": queries}
+
+
+def _rel_gap(exp: Any) -> float:
+    """Median over images of |Σξ − (f(x) − f(x̂))| / |f(x) − f(x̂)|, images with |Δf| > 0.5 only."""
+    diff = np.asarray(exp.score) - np.asarray(exp.baseline_score)
+    keep = np.abs(diff) > 0.5
+    return float(np.median(np.abs(np.asarray(exp.completeness_gap)[keep]) / np.abs(diff[keep])))
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any], cmd: str, load: str) -> str:
+    out = ["## Black-box explainers", "", f"Command: `{cmd}`", ""]
+    out.append(
+        f"Machine shared with other engineers' jobs while this ran ({load}): absolute times are "
+        "inflated and noisy; the efficiencies are per-round ratios measured side by side."
+    )
+    out.append("")
+    if results.get("memory"):
+        out += [
+            "**Memory vs budget** (3×224×224 input, cheap linear scorer, chunks of 64 queries, fresh "
+            "process per run; peak RSS added by the call):",
+            "",
+            h.md_table(
+                ["method", "budgets", "added peak RSS", "growth", "call time"],
+                [
+                    [
+                        r["method"].upper(),
+                        " vs ".join(f"{n:,}" for n in r["budgets"]),
+                        " vs ".join(h.fmt_bytes(a) for a in r["added"]),
+                        f"{r['growth'] * 100:+.1f} %",
+                        " vs ".join(h.fmt_s(s) for s in r["seconds"]),
+                    ]
+                    for r in results["memory"]
+                ],
+            ),
+            "",
+        ]
+    for model_name, eff in results.get("efficiency", {}).items():
+        best = eff["best"]
+        out += [
+            f"**Query efficiency, {model_name}** (plain ORT best {best['per_sample'] * 1e6:.0f} µs/sample at "
+            f"batch {best['batch_size']} when measured first; ratio = plain-session time for the same "
+            "number of forwards ÷ explanation wall time, median of interleaved rounds):",
+            "",
+            h.md_table(
+                ["method", "images", "n_queries", "OnnxModel batch", "wall (median)", "efficiency",
+                 "rounds", "model_seconds/seconds"],
+                [
+                    [
+                        r["method"],
+                        r["n_images"],
+                        f"{r['n_queries']:,}",
+                        r["batch"],
+                        h.fmt_s(r["wall_median"]),
+                        f"**{r['efficiency']:.2f}**",
+                        ", ".join(f"{v:.2f}" for v in r["efficiency_rounds"]),
+                        f"{r['model_fraction']:.2f}",
+                    ]
+                    for r in eff["rows"]
+                ],
+            ),
+            "",
+        ]
+    if results.get("aopc"):
+        a = results["aopc"]
+        out += [
+            f"**GEEX vs IG, deletion AOPC** on the demo CNN ({a['source']}; GEEX paper protocol: "
+            "stride 10, replacement 0, softmax probability, higher is better; completeness gap = median "
+            "|Σξ − Δf|/|Δf| over images with |Δf| > 0.5):",
+            "",
+            h.md_table(
+                ["method", "σ", "AOPC", "rel. completeness gap", "seconds"],
+                [
+                    [r["method"], "—" if r["sigma"] is None else r["sigma"], f"{r['aopc']:.4f}",
+                     f"{r['rel_gap']:.3f}", f"{r['seconds']:.1f}"]
+                    for r in a["rows"]
+                ],
+            ),
+            "",
+        ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per efficiency case")
+    parser.add_argument("--n-images", type=int, default=10, help="digits for the demo-CNN parts")
+    parser.add_argument("--mnist", type=Path, default=None, help="mnist_test.npz for the AOPC part")
+    parser.add_argument("--aopc-images", type=int, default=100, help="held-out digits with --mnist")
+    parser.add_argument("--memory-budgets", type=int, nargs=2, default=(1000, 20000))
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-resnet", action="store_true")
+    parser.add_argument("--skip-aopc", action="store_true")
+    args = parser.parse_args(argv)
+
+    load_before = h.load_average()
+    results: dict[str, Any] = {}
+    if not args.skip_memory:
+        results["memory"] = run_memory(tuple(args.memory_budgets), ["geex", "rise", "lime"])
+    results["efficiency"] = {"demo CNN (1×28×28)": run_efficiency("demo", args.repeats, args.n_images)}
+    if not args.skip_resnet:
+        results["efficiency"]["ResNet-18, random weights (3×224×224)"] = run_efficiency("resnet18", args.repeats, 1)
+    if not args.skip_aopc:
+        n = args.aopc_images if args.mnist else args.n_images
+        results["aopc"] = run_aopc(args.mnist, n, 5000)
+    load = h.load_line(load_before, h.load_average())
+    cmd = h.command()
+    h.save_results(NAME, results)
+    text = markdown(results, cmd, load)
+    print(text)
+    h.write_section(NAME, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
