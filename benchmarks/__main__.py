@@ -5,7 +5,7 @@ own process (so one script's memory or threads never affect another's numbers). 
 their own generated block of ``benchmarks/README.md``; this runner then rewrites the ``machine``
 block: the machine, the load, and each script's command, wall time and exit status.
 
-Suite-wide options (``--geex-reference``, ``--rise-reference``, ``--mnist``) are passed only to
+Suite-wide options (``--geex-reference``, ``--rise-reference``, ``--mnist``, ``--device``) are passed only to
 the scripts whose ``--help`` lists them; a script that *requires* one that was not given is
 skipped with a note.
 
@@ -30,7 +30,7 @@ from benchmarks import harness as h
 
 NOT_BENCHMARKS = {"__init__", "__main__", "harness", "conftest"}
 # Suite option → the flag scripts use for it.
-SHARED_OPTIONS = ("--geex-reference", "--rise-reference", "--mnist")
+SHARED_OPTIONS = ("--geex-reference", "--rise-reference", "--mnist", "--device")
 
 
 def benchmark_names(directory: Path = h.BENCH_DIR) -> list[str]:
@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--geex-reference", type=Path, help="local clone of github.com/caiy0220/GEEX")
     parser.add_argument("--rise-reference", type=Path, help="local clone of github.com/eclique/RISE")
     parser.add_argument("--mnist", type=Path, help="mnist_test.npz for the scripts that take it")
+    parser.add_argument("--device", help="cpu | cuda | cuda:<i>, for the scripts that take it (their default: cpu)")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/README.md")
     parser.add_argument("--timeout", type=float, default=1800, help="per-script limit in seconds (default 1800)")
     args = parser.parse_args(argv)
@@ -92,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--geex-reference": args.geex_reference,
         "--rise-reference": args.rise_reference,
         "--mnist": args.mnist,
+        "--device": args.device,
     }
     top = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     top = top.strip()

@@ -31,15 +31,16 @@ from benchmarks import harness as h
 NAME = "geex_scaling"
 
 
-def setup(model_name: str, n_queries: int, seed: int = 0) -> Callable[[], dict[str, Any]]:
+def setup(
+    model_name: str, n_queries: int, seed: int = 0, device: str = "cpu", rehearse: bool = False
+) -> Callable[[], dict[str, Any]]:
     """Child-process setup: model, explicand, explainer; the call runs one explanation."""
     from onnxplain.blackbox import GEEX
-    from onnxplain.models import OnnxModel
 
-    model = OnnxModel(h.onnx_model_path(model_name), output="probs", device="cpu")
+    model = h.query_model(h.onnx_model_path(model_name), device, rehearse)
     batch_size = model.best_batch_size()
     x = h.demo_digit(0) if model_name == "demo" else h.natural_image(224)
-    explainer = GEEX(n_queries=n_queries, seed=seed)
+    explainer = GEEX(n_queries=n_queries, seed=seed, backend=h.backend(rehearse))
 
     def call() -> dict[str, Any]:
         exp = explainer.explain(model, x)
@@ -66,7 +67,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runs: dict[int, list[h.IsolatedRun]] = {n: [] for n in args.queries}
         for r in range(repeats):
             for n in args.queries if r % 2 == 0 else args.queries[::-1]:
-                res = h.run_isolated("benchmarks.geex_scaling:setup", {"model_name": model_name, "n_queries": n})
+                res = h.run_isolated(
+                    "benchmarks.geex_scaling:setup",
+                    {"model_name": model_name, "n_queries": n, "device": args.device, "rehearse": args.rehearse_cuda_path},
+                )
                 runs[n].append(res)
                 print(
                     f"  [{r + 1}/{repeats}] {model_name} n={n}: {res.seconds:.2f} s, +{h.fmt_bytes(res.added)} "
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         slope = (med[mid] - med[lo]) / (mid - lo) if mid != lo else float("nan")
         predicted_hi = med[lo] + slope * (hi - lo)
         best = h.best_per_sample_time(
-            h.onnx_model_path(model_name), h.input_shape_of(model_name), seconds_per_size=0.3
+            h.onnx_model_path(model_name), h.input_shape_of(model_name), seconds_per_size=0.3, device=args.device
         )
         out.append(
             {
@@ -153,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, nargs="+", default=[1000, 5000, 20000])
     parser.add_argument("--models", nargs="+", default=["small224", "demo"], choices=["small224", "demo", "resnet18"])
     parser.add_argument("--repeats", type=int, default=3, help="per query count (the demo CNN gets at least 5)")
+    h.add_device_options(parser)
     args = parser.parse_args(argv)
     args.queries = sorted(args.queries)
     load_before = h.load_average()

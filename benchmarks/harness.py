@@ -280,8 +280,11 @@ class BestTime:
         return {"per_sample": self.per_sample, "batch_size": self.batch_size, "table": self.table}
 
 
-def plain_session(model: str | os.PathLike[str] | bytes, threads: int | None = None) -> Any:
-    """A default-configured CPU ``InferenceSession`` (all graph optimisations, ORT's own threads)."""
+def plain_session(model: str | os.PathLike[str] | bytes, threads: int | None = None, device: str = "cpu") -> Any:
+    """A default-configured ``InferenceSession`` (all graph optimisations, ORT's own threads).
+
+    ``device="cuda[:i]"`` uses the CUDA provider (for GPU runs of the suite).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -289,7 +292,33 @@ def plain_session(model: str | os.PathLike[str] | bytes, threads: int | None = N
     if threads is not None:
         options.intra_op_num_threads = int(threads)
     source = bytes(model) if isinstance(model, (bytes, bytearray)) else str(model)
-    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        providers: list[Any] = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    return ort.InferenceSession(source, sess_options=options, providers=providers)
+
+
+def _runner(session: Any, name: str, batch: np.ndarray, device: str) -> Callable[[], Any]:
+    """One forward of ``batch``: plain ``run`` on CPU; on CUDA the input stays on the device (IO
+    binding) and only the scores are copied back, as ``OnnxModel`` does."""
+    if not device.startswith("cuda"):
+        feed = {name: batch}
+        return lambda: session.run(None, feed)
+    import onnxruntime as ort
+
+    index = int(device.partition(":")[2] or 0)
+    value = ort.OrtValue.ortvalue_from_numpy(batch, "cuda", index)
+    binding = session.io_binding()
+    binding.bind_ortvalue_input(name, value)
+    binding.bind_output(session.get_outputs()[0].name, "cuda", index)
+
+    def run() -> Any:
+        session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    return run
 
 
 def best_per_sample_time(
@@ -301,6 +330,7 @@ def best_per_sample_time(
     max_chunk_bytes: int = 256 * 2**20,
     threads: int | None = None,
     seed: int = 0,
+    device: str = "cpu",
 ) -> BestTime:
     """The model's best per-sample time on this machine, measured with a plain ORT session.
 
@@ -310,9 +340,10 @@ def best_per_sample_time(
     as they do in an explanation — and the size's value is the **median** over rounds (robust to a
     busy neighbour). The sweep stops once two consecutive sizes are more than 10 % slower per
     sample than the best so far, or a chunk would exceed ``max_chunk_bytes``. Returns the best
-    (smallest) per-sample time, its batch size and the table.
+    (smallest) per-sample time, its batch size and the table. On ``device="cuda"`` the batch is
+    bound on the device (IO binding) and only the scores come back.
     """
-    session = plain_session(model, threads)
+    session = plain_session(model, threads, device)
     inp = session.get_inputs()[0]
     if input_shape is None:
         dims = inp.shape[1:]
@@ -330,13 +361,13 @@ def best_per_sample_time(
     for size in sizes:
         if size > sizes[0] and size * int(np.prod(shape)) * 4 > max_chunk_bytes:
             break
-        feed = {inp.name: rng.random((size, *shape), dtype=np.float32)}
-        session.run(None, feed)
+        forward = _runner(session, inp.name, rng.random((size, *shape), dtype=np.float32), device)
+        forward()
         samples: list[float] = []
         for _ in range(rounds):
             calls, t0 = 0, time.perf_counter()
             while True:
-                session.run(None, feed)
+                forward()
                 calls += 1
                 elapsed = time.perf_counter() - t0
                 if elapsed >= per_round:
@@ -351,6 +382,35 @@ def best_per_sample_time(
             if worse >= 2:
                 break
     return BestTime(per_sample=best, batch_size=best_size, table=table)
+
+
+# -- device options shared by the scripts ------------------------------------------------------
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--rehearse-cuda-path`` for the scripts that run onnxplain on a model."""
+    parser.add_argument(
+        "--device", default="cpu", help="device of onnxplain's OnnxModel: cpu (default), cuda, cuda:<i>"
+    )
+    parser.add_argument(
+        "--rehearse-cuda-path",
+        action="store_true",
+        help="on CPU, run the CUDA code path: IO binding with fixed chunk shapes + torch-built perturbations",
+    )
+
+
+def query_model(path: str | os.PathLike[str], device: str = "cpu", rehearse: bool = False, **kwargs: Any) -> Any:
+    """onnxplain's ``OnnxModel(output="probs")`` on ``device``; ``rehearse`` forces IO binding on CPU."""
+    from onnxplain.models import OnnxModel
+
+    if rehearse or device.startswith("cuda"):
+        import torch  # noqa: F401  (the torch backend imports it lazily: keep that out of timed calls)
+    return OnnxModel(path, output="probs", device=device, io_binding=True if rehearse else None, **kwargs)
+
+
+def backend(rehearse: bool = False) -> str:
+    """Explainer backend: ``"auto"`` (torch on CUDA models, numpy on CPU) or ``"torch"`` to rehearse."""
+    return "torch" if rehearse else "auto"
 
 
 # -- the machine --------------------------------------------------------------------------------

@@ -49,23 +49,23 @@ def import_reference(path: Path) -> Any:
     return geex
 
 
-def our_noise(seed: int, pairs: int, shape: tuple[int, int, int], block: int) -> np.ndarray:
+def our_noise(seed: int, pairs: int, shape: tuple[int, int, int], block: int, backend: str = "numpy") -> np.ndarray:
     """The standard normals our GEEX (shared-channel mode) draws for its ``pairs`` mirror pairs.
 
     Reproduces the draw order of ``onnxplain.blackbox.geex`` block by block (U[0,1) for α, then
     the noise) from :mod:`onnxplain.blackbox.sampling`'s per-block generators. If that order
     changes, the agreement below drops and shows it.
     """
-    from onnxplain.blackbox.sampling import NumpyOps
+    from onnxplain.blackbox.sampling import NumpyOps, TorchOps
 
-    ops = NumpyOps()
+    ops = TorchOps("cpu") if backend == "torch" else NumpyOps()
     per_block = block // 2
     out = []
     for k, first in enumerate(range(0, pairs, per_block)):
         m = min(per_block, pairs - first)
         rng = ops.rng(seed, "geex", k)
         ops.uniform(rng, m)
-        out.append(ops.normal(rng, (m, *shape)))
+        out.append(ops.to_numpy(ops.normal(rng, (m, *shape))))
     return np.concatenate(out)
 
 
@@ -74,13 +74,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from onnxplain.blackbox import GEEX
     from onnxplain.blackbox.sampling import BLOCK
-    from onnxplain.demo import load_demo_model, load_demo_torch
+    from onnxplain.demo import load_demo_torch
 
     geex_ref = import_reference(args.geex_reference)
-    net = torch.nn.Sequential(load_demo_torch(), torch.nn.Softmax(dim=1)).eval()
+    net = torch.nn.Sequential(load_demo_torch(), torch.nn.Softmax(dim=1)).eval().to(args.device)
     for p in net.parameters():
         p.requires_grad_(False)
-    model = load_demo_model(output="probs", device="cpu")
+    model = h.query_model(h.demo_onnx(), args.device, args.rehearse_cuda_path)
+    bk = h.backend(args.rehearse_cuda_path)
     batch_size = model.best_batch_size()
     x = h.demo_digit(args.digit)
     target = int(np.argmax(model(x[None])[0]))
@@ -90,11 +91,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         ref = geex_ref.GEEX(n, SIGMA_REF, (1, 28, 28), baseline=0)
-    same = our_noise(args.seed, n // 2, (1, 28, 28), BLOCK)
+    same = our_noise(args.seed, n // 2, (1, 28, 28), BLOCK, "torch" if args.rehearse_cuda_path else "numpy")
     ref.masks = torch.from_numpy(same) / 2  # the reference's noise is N(0, I/4): randn / 2
 
-    ours_ref = GEEX.reference(n_queries=n, sigma=SIGMA_REF, seed=args.seed)
-    ours_default = GEEX(n_queries=n, sigma=SIGMA_REF / 2, seed=args.seed)
+    ours_ref = GEEX.reference(n_queries=n, sigma=SIGMA_REF, seed=args.seed, backend=bk)
+    ours_default = GEEX(n_queries=n, sigma=SIGMA_REF / 2, seed=args.seed, backend=bk)
 
     def run_ref() -> np.ndarray:
         return ref.explain(net, img, batch_size=64, target_class=target).numpy()
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         {"onnxplain reference preset": run_ours_ref, "onnxplain default": run_ours_default, "reference": run_ref},
         repeats=args.repeats,
     )
-    best = h.best_per_sample_time(h.demo_onnx(), (1, 28, 28), seconds_per_size=0.3)
+    best = h.best_per_sample_time(h.demo_onnx(), (1, 28, 28), seconds_per_size=0.3, device=args.device)
     ref_map = maps["reference"].reshape(1, 28, 28)
     ours_map = maps["onnxplain reference preset"]
     scale = float((ours_map * ref_map).sum() / (ref_map * ref_map).sum())
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=5000, help="n*, forwards per explanation (default 5000)")
     parser.add_argument("--digit", type=int, default=0, help="index of the shipped demo digit")
     parser.add_argument("--seed", type=int, default=0)
+    h.add_device_options(parser)
     args = parser.parse_args(argv)
     load_before = h.load_average()
     if args.geex_reference is None:

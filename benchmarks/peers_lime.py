@@ -35,9 +35,9 @@ from benchmarks import harness as h
 NAME = "peers_lime"
 
 
-def lime_classifier(path: Any, input_shape: Sequence[int]) -> Any:
+def lime_classifier(path: Any, input_shape: Sequence[int], device: str = "cpu") -> Any:
     """lime's ``classifier_fn``: HWC images (n, H, W, 3) → softmax probabilities, via plain ORT."""
-    session = h.plain_session(path)
+    session = h.plain_session(path, device=device)
     name = session.get_inputs()[0].name
     channels = int(input_shape[0])
 
@@ -75,21 +75,23 @@ def explain_lime_pkg(image: np.ndarray, segments: np.ndarray, classify: Any, tar
     return coef[segments]
 
 
-def regime(model_name: str, image: np.ndarray, n_samples: int, repeats: int, seed: int) -> dict[str, Any]:
+def regime(
+    model_name: str, image: np.ndarray, n_samples: int, repeats: int, seed: int, device: str = "cpu", rehearse: bool = False
+) -> dict[str, Any]:
     """One interleaved comparison on one model; returns timings, ratios and agreement."""
     from onnxplain.blackbox import LIME
-    from onnxplain.models import OnnxModel
 
     path = h.onnx_model_path(model_name)
     shape = h.input_shape_of(model_name)
-    ours_model = OnnxModel(path, output="probs", device="cpu")
+    ours_model = h.query_model(path, device, rehearse)
+    bk = h.backend(rehearse)
     t0 = time.perf_counter()
     batch_size = ours_model.best_batch_size()
     auto_seconds = time.perf_counter() - t0
     segments, k = LIME(seed=seed).segment(image)
     target = int(np.argmax(ours_model(image[None])[0]))
-    classify = lime_classifier(path, shape)
-    ours = LIME(n_samples=n_samples, segmentation=segments, seed=seed)
+    classify = lime_classifier(path, shape, device)
+    ours = LIME(n_samples=n_samples, segmentation=segments, seed=seed, backend=bk)
 
     def run_ours() -> np.ndarray:
         return ours.explain(ours_model, image, target=target).attributions[0]
@@ -97,7 +99,7 @@ def regime(model_name: str, image: np.ndarray, n_samples: int, repeats: int, see
     def run_lime() -> np.ndarray:
         return explain_lime_pkg(image, segments, classify, target, n_samples, seed)
 
-    warm_ours = LIME(n_samples=20, segmentation=segments, seed=seed)
+    warm_ours = LIME(n_samples=20, segmentation=segments, seed=seed, backend=bk)
     timings, maps = h.interleave(
         {"onnxplain": run_ours, "lime": run_lime},
         repeats=repeats,
@@ -107,9 +109,11 @@ def regime(model_name: str, image: np.ndarray, n_samples: int, repeats: int, see
         },
     )
     other_seed = seed + 1
-    ours_b = LIME(n_samples=n_samples, segmentation=segments, seed=other_seed).explain(ours_model, image, target=target)
+    ours_b = LIME(n_samples=n_samples, segmentation=segments, seed=other_seed, backend=bk).explain(
+        ours_model, image, target=target
+    )
     lime_b = explain_lime_pkg(image, segments, classify, target, n_samples, other_seed)
-    best = h.best_per_sample_time(path, shape, min_seconds=0.2)
+    best = h.best_per_sample_time(path, shape, seconds_per_size=0.3, device=device)
     return {
         "model": model_name,
         "input_shape": list(shape),
@@ -117,6 +121,8 @@ def regime(model_name: str, image: np.ndarray, n_samples: int, repeats: int, see
         "n_segments": int(k),
         "target": target,
         "ours_batch_size": batch_size,
+        "device": device,
+        "rehearse_cuda_path": rehearse,
         "ours_auto_batch_seconds": auto_seconds,
         "timings": {k_: v.to_dict() for k_, v in timings.items()},
         "ratio": h.ratio(timings["onnxplain"], timings["lime"]),
@@ -190,12 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--skip-224", action="store_true", help="only the demo CNN")
     parser.add_argument("--seed", type=int, default=0)
+    h.add_device_options(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")  # lime 0.2.0.1 always shows a progress bar
     load_before = h.load_average()
-    regimes = [regime("demo", h.demo_digit(0), args.samples, args.repeats, args.seed)]
+    dev = (args.device, args.rehearse_cuda_path)
+    regimes = [regime("demo", h.demo_digit(0), args.samples, args.repeats, args.seed, *dev)]
     if not args.skip_224:
-        regimes.append(regime("resnet18", h.natural_image(224), args.samples_224, args.repeats_224, args.seed))
+        regimes.append(regime("resnet18", h.natural_image(224), args.samples_224, args.repeats_224, args.seed, *dev))
     res = {
         "command": h.command(argv),
         "repeats": args.repeats,

@@ -39,18 +39,22 @@ P1 = 0.1
 MODEL = "small224"
 
 
-def setup_reference(path: str, n_masks: int, seed: int = 0) -> Callable[[], dict[str, Any]]:
-    """Child-process setup: import the reference from ``path``, patch ``.cuda()``, load the model."""
+def setup_reference(path: str, n_masks: int, seed: int = 0, device: str = "cpu") -> Callable[[], dict[str, Any]]:
+    """Child-process setup: import the reference from ``path``, patch ``.cuda()``, load the model.
+
+    On ``device="cuda"`` nothing is patched: the reference runs as written.
+    """
     import torch
 
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]  # CPU run
+    if not device.startswith("cuda"):
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]  # CPU run
     sys.path.insert(0, str(Path(path).resolve()))
     import explanations  # type: ignore[import-not-found]
 
-    net = torch.nn.Sequential(h.torch_model(MODEL), torch.nn.Softmax(dim=1)).eval()
+    net = torch.nn.Sequential(h.torch_model(MODEL), torch.nn.Softmax(dim=1)).eval().to(device)
     for p in net.parameters():
         p.requires_grad = False  # as the reference notebooks do
-    img = torch.from_numpy(h.natural_image(224)[None].copy())
+    img = torch.from_numpy(h.natural_image(224)[None].copy()).to(device)
     explainer = explanations.RISE(net, (224, 224), gpu_batch=100)
     np.random.seed(seed)  # the reference draws masks from numpy's global RNG
 
@@ -66,15 +70,16 @@ def setup_reference(path: str, n_masks: int, seed: int = 0) -> Callable[[], dict
     return call
 
 
-def setup_ours(n_masks: int, seed: int = 0) -> Callable[[], dict[str, Any]]:
+def setup_ours(
+    n_masks: int, seed: int = 0, device: str = "cpu", rehearse: bool = False
+) -> Callable[[], dict[str, Any]]:
     """Child-process setup: the ONNX model (batch size measured here, not in the timed call)."""
     from onnxplain.blackbox import RISE
-    from onnxplain.models import OnnxModel
 
-    model = OnnxModel(h.onnx_model_path(MODEL), output="probs", device="cpu")
+    model = h.query_model(h.onnx_model_path(MODEL), device, rehearse)
     batch_size = model.best_batch_size()
     img = h.natural_image(224)
-    explainer = RISE(n_masks=n_masks, grid=GRID, p_keep=P1, baseline=0.0, seed=seed)
+    explainer = RISE(n_masks=n_masks, grid=GRID, p_keep=P1, baseline=0.0, seed=seed, backend=h.backend(rehearse))
 
     def call() -> dict[str, Any]:
         exp = explainer.explain(model, img)
@@ -90,11 +95,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for r in range(args.repeats):
         for n, who in cases if r % 2 == 0 else cases[::-1]:
             if who == "onnxplain":
-                res = h.run_isolated("benchmarks.peers_rise:setup_ours", {"n_masks": n, "seed": args.seed})
+                res = h.run_isolated(
+                    "benchmarks.peers_rise:setup_ours",
+                    {"n_masks": n, "seed": args.seed, "device": args.device, "rehearse": args.rehearse_cuda_path},
+                )
             else:
                 res = h.run_isolated(
                     "benchmarks.peers_rise:setup_reference",
-                    {"path": str(args.rise_reference), "n_masks": n, "seed": args.seed},
+                    {"path": str(args.rise_reference), "n_masks": n, "seed": args.seed, "device": args.device},
                 )
             runs[who].setdefault(n, []).append(res)
             print(
@@ -129,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row["peak_ratio"] = row["ours_peak"] / row["ref_peak"]
         row["added_ratio"] = row["ours_added"] / row["ref_added"] if row["ref_added"] else float("nan")
         rows.append(row)
-    best = h.best_per_sample_time(h.onnx_model_path(MODEL), (3, 224, 224), seconds_per_size=0.3)
+    best = h.best_per_sample_time(h.onnx_model_path(MODEL), (3, 224, 224), seconds_per_size=0.3, device=args.device)
     return {"rows": rows, "best_time": best.to_dict(), "reference_commit": _git_head(args.rise_reference)}
 
 
@@ -195,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--masks", type=int, nargs="+", default=[4000, 8000], help="N values (default 4000 8000)")
     parser.add_argument("--seed", type=int, default=0)
+    h.add_device_options(parser)
     args = parser.parse_args(argv)
     load_before = h.load_average()
     if args.rise_reference is None:
