@@ -27,7 +27,7 @@ DEMO_BUDGETS: dict[str, dict[str, Any]] = {
     "agi": {"steps": 10},
     # The MNIST CNN needs 28×28 input: AttEXplore's input diversity resizes instead of padding.
     "attexplore": {"input_diversity": "resize", "n_approx": 10},
-    "la": {"samples": 10},
+    "la": {"steps": 10},
 }
 DEMO_IMAGES = 3
 
