@@ -96,23 +96,47 @@ def test_saliency_is_the_gradient_and_abs_its_magnitude(cnn: nn.Module) -> None:
 def test_counts_and_chunking_of_integrated_gradients() -> None:
     rec = Recorder(make_cnn())
     x = images(3)
-    e = IntegratedGradients(steps=10, batch_size=16).explain(rec, x)
-    sizes = [len(b) for b in rec.inputs]
-    # 3 explicands (target), 3 × 10 path points in chunks ≤ 16 (one explicand per chunk), 3 baselines
-    assert max(sizes) <= 16
-    assert sizes == [3, 10, 10, 10, 3]
-    assert e.n_queries == 3 + 30 + 3 and e.n_backward == 30
-    rec.inputs.clear()
-    IntegratedGradients(steps=5, batch_size=16).explain(rec, x)
-    assert [len(b) for b in rec.inputs] == [3, 15, 3]  # whole explicands per chunk when they fit
+
+    def calls(method: IntegratedGradients, target: object = None) -> tuple[list[int], Explanation]:
+        rec.inputs.clear()
+        e = method.explain(rec, x, target)
+        return [len(b) for b in rec.inputs], e
+
+    # target=None: one forward of the 3 explicands, then 3 × 10 path points in chunks ≤ 16 (one
+    # explicand each); the trapezoid's end nodes α = 0, 1 give f(x̂) and f(x): no other forward
+    sizes, e = calls(IntegratedGradients(steps=10, batch_size=16))
+    assert sizes == [3, 10, 10, 10] and e.n_queries == 33 and e.n_backward == 30
+    sizes, e = calls(IntegratedGradients(steps=10, batch_size=16), target=[1, 2, 3])
+    assert sizes == [10, 10, 10] and e.n_queries == 30
+    # whole explicands per chunk when they fit; without end nodes x and x̂ ride along as extra rows
+    sizes, e = calls(IntegratedGradients(steps=5, rule="gausslegendre", batch_size=16), target=0)
+    assert sizes == [15 + 3 + 3] and e.n_queries == 21 and e.n_backward == 21
+    sizes, e = calls(IntegratedGradients(steps=5, rule="riemann_right", batch_size=16))
+    assert sizes == [3, 15 + 3]
+    with torch.no_grad():
+        p = torch.softmax(make_cnn()(torch.from_numpy(x)), 1)
+        p0 = torch.softmax(make_cnn()(torch.zeros(1, 3, 16, 16)), 1)[0]
+    for rule in ("trapezoid", "riemann_right", "gausslegendre"):
+        for target in (None, [4, 5, 6]):
+            _, e = calls(IntegratedGradients(steps=4, rule=rule, batch_size=7), target)
+            np.testing.assert_allclose(e.score, p[[0, 1, 2], e.target].numpy(), rtol=1e-5)
+            np.testing.assert_allclose(e.baseline_score, p0[e.target].numpy(), rtol=1e-5)
 
 
 def test_counts_of_smoothgrad_and_saliency(cnn: nn.Module) -> None:
     x = images(2)
     e = SmoothGrad(samples=7, batch_size=4).explain(cnn, x)
     assert e.n_queries == 2 + 14 and e.n_backward == 14
+    e = SmoothGrad(samples=7, batch_size=4).explain(cnn, x, target=[0, 1])
+    assert e.n_queries == 14 + 2 and e.n_backward == 16  # x rides along in its first chunk
+    with torch.no_grad():
+        p = torch.softmax(cnn(torch.from_numpy(x)), 1)
+    np.testing.assert_allclose(e.score, p[[0, 1], [0, 1]].numpy(), rtol=1e-5)
     e = Saliency().explain(cnn, x)
     assert e.n_queries == 4 and e.n_backward == 2
+    e = Saliency().explain(cnn, x, target=3)
+    assert e.n_queries == 2 and e.n_backward == 2
+    np.testing.assert_allclose(e.score, p[:, 3].numpy(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["saliency", "ig", "smoothgrad"])

@@ -176,8 +176,11 @@ def check_in_bounds(x: torch.Tensor, bounds: tuple[float, float], method: str) -
         )
 
 
-def targets_tensor(target: TargetLike, n: int, num_classes: int, device: torch.device) -> torch.Tensor | None:
-    """Validate an explicit target (an int or one per explicand); ``None`` stays ``None``."""
+def targets_tensor(target: TargetLike, n: int, device: torch.device) -> torch.Tensor | None:
+    """Validate an explicit target (an int or one per explicand); ``None`` stays ``None``.
+
+    The upper bound (the model's class count) is checked by :class:`Runner` on the first forward.
+    """
     if target is None:
         return None
     t = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
@@ -191,11 +194,8 @@ def targets_tensor(target: TargetLike, n: int, num_classes: int, device: torch.d
         if not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0):
             raise InvalidInputError("target must hold integer class indices.")
     t = t.astype(np.int64)
-    bad = t[(t < 0) | (t >= num_classes)]
-    if bad.size:
-        raise InvalidInputError(
-            f"target {int(bad[0])} is out of range for a model with {num_classes} classes."
-        )
+    if np.any(t < 0):
+        raise InvalidInputError(f"target {int(t[t < 0][0])} is out of range: class indices are >= 0.")
     return torch.from_numpy(t).to(device)
 
 
@@ -223,6 +223,7 @@ class Runner:
     n_backward: int = 0
     model_seconds: float = 0.0
     num_classes: int = field(default=-1)
+    target_max: int | None = None
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -236,6 +237,10 @@ class Runner:
                 f"the model must return (N, num_classes) scores for N inputs; got {shape} for N={x.shape[0]}."
             )
         self.num_classes = int(out.shape[1])
+        if self.target_max is not None and self.target_max >= self.num_classes:
+            raise InvalidInputError(
+                f"target {self.target_max} is out of range for a model with {self.num_classes} classes."
+            )
         self.n_forward += int(x.shape[0])
         return out
 
@@ -298,6 +303,7 @@ class Result:
     """What a method's core returns to :meth:`GradientMethod.explain`."""
 
     attributions: torch.Tensor
+    score: torch.Tensor | None = None
     baseline_score: torch.Tensor | None = None
     params: dict[str, Any] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
@@ -311,6 +317,9 @@ class GradientMethod:
 
     name: str = ""
     bounds: tuple[float, float] | None = None
+    needs_scores: bool = True
+    """False for methods that read f(x) off their own passes: given an explicit target they skip
+    the separate forward of x (a method then returns ``Result.score``)."""
 
     def __init__(
         self, *, output: Output = "probs", device: str | None = None, batch_size: int | None = None
@@ -329,7 +338,11 @@ class GradientMethod:
         if self.bounds is not None:
             check_in_bounds(x, self.bounds, type(self).__name__)
 
-    def _attribute(self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor) -> Result:
+    def _attribute(
+        self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
+    ) -> Result:
+        """The method's core. ``scores`` are the head scores (B, K) of x, or ``None`` when the
+        method declared it does not need them and the target was given."""
         raise NotImplementedError
 
     def explain(self, model: nn.Module, x: InputLike, target: TargetLike = None) -> Explanation:
@@ -346,15 +359,26 @@ class GradientMethod:
         xb, single = as_batch_tensor(x, device, dtype)
         self._check_input(xb)
         batch_size = self.batch_size or auto_batch_size(xb[0].numel())
-        run = Runner(model, self.output, device, dtype, batch_size)
-        scores = run.scores(xb)
-        targets = targets_tensor(target, xb.shape[0], scores.shape[1], device)
-        if targets is None:
-            targets = scores.argmax(dim=1)
+        explicit = targets_tensor(target, xb.shape[0], device)
+        run = Runner(
+            model,
+            self.output,
+            device,
+            dtype,
+            batch_size,
+            target_max=None if explicit is None else int(explicit.max()),
+        )
+        scores = run.scores(xb) if (explicit is None or self.needs_scores) else None
+        targets = explicit if explicit is not None else scores.argmax(dim=1)  # type: ignore[union-attr]
         res = self._attribute(run, xb, targets, scores)
         if not bool(torch.isfinite(res.attributions).all()):
             raise NonFiniteOutputError(f"{self.name}: the gradients of the model are not finite.")
-        score = gather(scores, targets)
+        if res.score is not None:
+            score = res.score
+        elif scores is not None:
+            score = gather(scores, targets)
+        else:  # pragma: no cover - a method bug, not a user error
+            raise RuntimeError(f"{self.name} skipped the forward of x but returned no score")
 
         def out(v: torch.Tensor) -> float | np.ndarray:
             arr = v.detach().to("cpu", torch.float64).numpy()

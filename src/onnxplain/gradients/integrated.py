@@ -54,6 +54,7 @@ def plan_chunks(n_items: int, n_inner: int, batch_size: int) -> list[tuple[int, 
 
     Whole items when all their inner steps fit in a batch, else one item at a time in blocks of
     ``batch_size`` steps. An item's steps are always grouped the same way, whatever ``n_items``.
+    (IG and SmoothGrad may append the chunk's explicands x / x̂ as up to 2 extra rows per item.)
     """
     chunks = []
     if n_inner <= batch_size:
@@ -79,6 +80,11 @@ class IntegratedGradients(GradientMethod):
     50 steps, a black (zero) baseline, on a model ending in softmax, i.e. ``output="probs"``;
     see :func:`quadrature` for the (m−1)/m factor between Captum's trapezoid weights and ours.
 
+    Cost: B·m forward and backward passes; f(x) and f(x̂) are read off the nodes α = 1 and α = 0
+    when the rule has them (path points are ``torch.lerp(x̂, x, α)``, exact at both ends), else
+    x / x̂ ride along as extra rows of a chunk; a separate forward of x happens only for
+    ``target=None``.
+
     Args:
         steps: number of quadrature nodes m (≥ 2 for the trapezoid rule).
         baseline: ``"zero"``, a constant, ``"blur"`` (Gaussian blur of x, kernel 31, σ 5, reflect
@@ -89,6 +95,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "ig"
+    needs_scores = False
 
     def __init__(
         self,
@@ -113,28 +120,59 @@ class IntegratedGradients(GradientMethod):
             "baseline": describe_baseline(self.baseline),
         }
 
-    def _attribute(self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor) -> Result:
+    def _attribute(
+        self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
+    ) -> Result:
         base = make_baseline(self.baseline, x)
         alphas_np, weights_np = quadrature(self.rule, self.steps)
         alphas = torch.as_tensor(alphas_np, dtype=x.dtype, device=x.device)
         weights = torch.as_tensor(weights_np, dtype=x.dtype, device=x.device)
-        diff = x - base
+        # f(x) and f(x̂) come from the path nodes α = 1 and α = 0 when the rule has them (lerp
+        # hits both end points exactly); otherwise x / x̂ ride along as extra rows of the first
+        # chunk of each explicand, so no separate small forward is needed.
+        k_one = int(np.flatnonzero(alphas_np == 1.0)[0]) if np.any(alphas_np == 1.0) else None
+        k_zero = int(np.flatnonzero(alphas_np == 0.0)[0]) if np.any(alphas_np == 0.0) else None
+        extras = ([] if scores is not None or k_one is not None else [x]) + (
+            [] if k_zero is not None else [base]
+        )
+        score = None if scores is None else gather(scores, targets)
+        at_one = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+        at_zero = torch.empty_like(at_one)
         total = torch.zeros_like(x)
         shape = (1, -1) + (1,) * (x.ndim - 1)
         for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.steps, run.batch_size):
-            a = alphas[k0:k1].view(shape)  # (1, nk, 1, 1, 1)
-            pts = (base[i0:i1, None] + a * diff[i0:i1, None]).reshape(-1, *x.shape[1:])
-            tgt = targets[i0:i1].repeat_interleave(k1 - k0)
-            g, _ = run.grad(pts, tgt)
-            g = g.view(i1 - i0, k1 - k0, *x.shape[1:])
+            nb, nk = i1 - i0, k1 - k0
+            pts = torch.lerp(base[i0:i1, None], x[i0:i1, None], alphas[k0:k1].view(shape))
+            pts = pts.reshape(-1, *x.shape[1:])
+            tgt = targets[i0:i1].repeat_interleave(nk)
+            extra = extras if k0 == 0 else []
+            if extra:
+                pts = torch.cat([pts, *(e[i0:i1] for e in extra)])
+                tgt = torch.cat([tgt, *(targets[i0:i1] for _ in extra)])
+            g, val = run.grad(pts, tgt)
+            path_vals = val[: nb * nk].view(nb, nk)
+            tail = val[nb * nk :].view(len(extra), nb) if extra else None
+            if k_one is not None and k0 <= k_one < k1:
+                at_one[i0:i1] = path_vals[:, k_one - k0]
+            if k_zero is not None and k0 <= k_zero < k1:
+                at_zero[i0:i1] = path_vals[:, k_zero - k0]
+            if tail is not None:
+                if extra[-1] is base:
+                    at_zero[i0:i1] = tail[-1]
+                if extra[0] is x:
+                    at_one[i0:i1] = tail[0]
+            g = g[: nb * nk].view(nb, nk, *x.shape[1:])
             total[i0:i1] += (g * weights[k0:k1].view(shape)).sum(dim=1)
-        attributions = total * diff
-        baseline_score = gather(run.scores(base), targets)
-        delta = gather(scores, targets) - baseline_score
+        attributions = total * (x - base)
+        if score is None:
+            score = at_one
+        baseline_score = at_zero
+        delta = score - baseline_score
         gap = attributions.flatten(1).sum(1) - delta
         rel = gap / delta.abs().clamp_min(torch.finfo(delta.dtype).tiny)
         return Result(
             attributions,
+            score=score,
             baseline_score=baseline_score,
             diagnostics={
                 "completeness_gap": gap.cpu().double().numpy(),

@@ -15,7 +15,7 @@ class Saliency(GradientMethod):
     The "vanilla gradient" of Simonyan et al. (2013); the review's Eq. for vanilla gradients.
     Note that Captum's ``Saliency`` takes the absolute value by default; here the default is the
     signed gradient and ``abs=True`` gives Captum's (and the reference "SM" driver's) map.
-    One forward and one backward pass per explicand (plus the forward that resolves the target).
+    One forward and one backward pass per explicand (plus a forward of x when ``target=None``).
 
     Args:
         abs: return |gradient| instead of the signed gradient.
@@ -26,6 +26,7 @@ class Saliency(GradientMethod):
     """
 
     name = "saliency"
+    needs_scores = False
 
     def __init__(
         self,
@@ -41,9 +42,12 @@ class Saliency(GradientMethod):
     def params(self) -> dict[str, Any]:
         return {**super().params(), "abs": self.abs}
 
-    def _attribute(self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor) -> Result:
-        parts = []
+    def _attribute(
+        self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
+    ) -> Result:
+        parts, values = [], []
         for s in range(0, x.shape[0], run.batch_size):
-            g, _ = run.grad(x[s : s + run.batch_size], targets[s : s + run.batch_size])
+            g, v = run.grad(x[s : s + run.batch_size], targets[s : s + run.batch_size])
             parts.append(g.abs() if self.abs else g)
-        return Result(torch.cat(parts))
+            values.append(v)
+        return Result(torch.cat(parts), score=torch.cat(values))

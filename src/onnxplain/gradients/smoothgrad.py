@@ -15,6 +15,7 @@ from onnxplain.gradients._common import (
     check_nonnegative,
     check_positive_int,
     check_seed,
+    gather,
     torch_generator,
 )
 from onnxplain.gradients.integrated import plan_chunks
@@ -47,6 +48,7 @@ class SmoothGrad(GradientMethod):
     """
 
     name = "smoothgrad"
+    needs_scores = False
 
     def __init__(
         self,
@@ -94,17 +96,31 @@ class SmoothGrad(GradientMethod):
         first = start - (start // NOISE_BLOCK) * NOISE_BLOCK
         return torch.cat(blocks)[first : first + stop - start] * self.sigma
 
-    def _attribute(self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor) -> Result:
+    def _attribute(
+        self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
+    ) -> Result:
         total = torch.zeros_like(x)
         shape = tuple(x.shape[1:])
+        # without a forward of x yet (explicit target), x rides along in each explicand's first chunk
+        score = None if scores is None else gather(scores, targets)
+        at_x = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
         cached: tuple[int, int, torch.Tensor] | None = None
         for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.samples, run.batch_size):
+            nb, nk = i1 - i0, k1 - k0
             if cached is None or cached[:2] != (k0, k1):
                 cached = (k0, k1, self.noise(shape, start=k0, stop=k1, device=x.device, dtype=x.dtype))
-            delta = cached[2]
-            pts = (x[i0:i1, None] + delta[None]).reshape(-1, *shape)
-            g, _ = run.grad(pts, targets[i0:i1].repeat_interleave(k1 - k0))
+            pts = (x[i0:i1, None] + cached[2][None]).reshape(-1, *shape)
+            tgt = targets[i0:i1].repeat_interleave(nk)
+            ride = score is None and k0 == 0
+            if ride:
+                pts, tgt = torch.cat([pts, x[i0:i1]]), torch.cat([tgt, targets[i0:i1]])
+            g, val = run.grad(pts, tgt)
+            if ride:
+                at_x[i0:i1] = val[nb * nk :]
+            g = g[: nb * nk]
             if self.abs:
                 g = g.abs()
-            total[i0:i1] += g.view(i1 - i0, k1 - k0, *shape).sum(dim=1)
-        return Result(total / self.samples, params={"noise_block": NOISE_BLOCK})
+            total[i0:i1] += g.view(nb, nk, *shape).sum(dim=1)
+        return Result(
+            total / self.samples, score=at_x if score is None else score, params={"noise_block": NOISE_BLOCK}
+        )
