@@ -11,9 +11,11 @@ finished image on disk. Ray gives a GPU actor its own ``CUDA_VISIBLE_DEVICES``, 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
+from onnxplain import errors
 from onnxplain.distributed.specs import MethodSpec, ModelSpec
 from onnxplain.distributed.store import ResultStore
 from onnxplain.distributed.worker import ExplainWorker
@@ -47,19 +49,27 @@ def _progress_bars(ray: Any, enabled: bool) -> Iterator[None]:
         ctx.enable_progress_bars = before
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """Ray wraps a worker's exception (RayTaskError, ActorDiedError, …); find ours inside."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, OnnxplainError):
-            return e
-        stack.extend([getattr(e, "cause", None), e.__cause__, e.__context__])
-    return exc
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LAST_ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exceeded)): (.+)$", re.MULTILINE)
+
+
+def _fatal(message: str) -> OnnxplainError:
+    """Rebuild the worker's onnxplain error (``"ModelLoadError: text"``) in the driver."""
+    name, _, text = message.partition(": ")
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, OnnxplainError):
+        return cls(text)
+    return OnnxplainError(f"a Ray worker could not start: {message}")
+
+
+def _summarise(exc: BaseException) -> str:
+    """The last ``SomeError: message`` line of a Ray-wrapped traceback, without colour codes."""
+    text = _ANSI.sub("", str(exc))
+    found = _LAST_ERROR.findall(text)
+    if found:
+        return f"{found[-1][0].rsplit('.', 1)[-1]}: {found[-1][1].strip()}"
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
 
 
 def run_on_ray(
@@ -86,23 +96,15 @@ def run_on_ray(
 
     if isinstance(images, list):
         dataset = ray.data.from_items(images, override_num_blocks=max(1, min(len(images), _MAX_BLOCKS)))
-        all_ids = [r["id"] for r in images]
-        n_skipped = 0  # the caller already left finished images out
     else:
         columns = set(images.columns())
         if "id" not in columns or not columns & {"image", "path"}:
             raise InvalidInputError(
                 "a ray.data.Dataset of images needs an 'id' column and an 'image' or 'path' column."
             )
-        all_ids = [str(r["id"]) for r in images.select_columns(["id"]).iter_rows()]
-        if len(set(all_ids)) != len(all_ids):
-            raise InvalidInputError("image ids must be unique.")
-        done = store.finished(all_ids) if resume else set()
-        n_skipped = len(done)
-        dataset = images.filter(lambda row: str(row["id"]) not in done) if done else images
-    n_computed = len(all_ids) - n_skipped
-    if n_computed == 0:
-        return all_ids, 0, n_skipped
+        # No driver-side filter for resume: a filter is a CPU task that can starve behind an actor
+        # pool holding every CPU; the workers skip finished images themselves (a stat and a read).
+        dataset = images
 
     explained = dataset.map_batches(
         ExplainWorker,
@@ -116,18 +118,35 @@ def run_on_ray(
             "run_id": run_id,
             "device": "cuda" if gpus_per_worker > 0 else "cpu",
             "threads": threads,
+            "defer_errors": True,
+            "skip_finished": resume,
         },
         num_cpus=cpus_per_worker,
         num_gpus=gpus_per_worker or None,
     )
+    fatal: str | None = None
+    seen: list[str] = []
+    n_skipped = 0
     try:
         with _progress_bars(ray, progress):
-            for _ in explained.iter_batches(batch_size=None):
-                pass  # the actors write the results; we only drive the pipeline
+            # the actors write the results; the driver only pulls the pipeline and watches statuses
+            for batch in explained.iter_batches(batch_size=None, batch_format="numpy"):
+                statuses = [str(s) for s in batch["status"]]
+                bad = [str(e) for s, e in zip(statuses, batch["error"], strict=True) if s == "fatal"]
+                if bad:
+                    fatal = bad[0]
+                    break
+                seen.extend(str(i) for i in batch["id"])
+                n_skipped += statuses.count("skipped")
+    except OnnxplainError:
+        raise
     except Exception as exc:
-        cause = _root_cause(exc)
-        if cause is not exc:
-            raise cause from exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise OnnxplainError(f"the Ray run failed: {first}") from exc
-    return all_ids, n_computed, n_skipped
+        raise OnnxplainError(f"the Ray run failed: {_summarise(exc)}") from exc
+    if fatal is not None:
+        raise _fatal(fatal)
+    if len(set(seen)) != len(seen):
+        twice = sorted({i for i in seen if seen.count(i) > 1})[:3]
+        raise InvalidInputError(
+            f"image ids must be unique; {', '.join(map(repr, twice))} occur more than once."
+        )
+    return seen, len(seen) - n_skipped, n_skipped

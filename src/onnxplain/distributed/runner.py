@@ -243,7 +243,7 @@ def explain_dataset(
         elif todo:
             from onnxplain.distributed.ray_runner import run_on_ray
 
-            run_on_ray(
+            _, n_computed, late = run_on_ray(
                 todo,
                 model,
                 method,
@@ -257,6 +257,7 @@ def explain_dataset(
                 resume=resume,
                 progress=progress,
             )
+            n_skipped += late  # finished by someone else between our listing and the worker
     gathered = store.gather(all_ids)
     return DatasetResult(
         out=store.root,

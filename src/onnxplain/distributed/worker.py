@@ -18,6 +18,7 @@ import numpy as np
 
 from onnxplain.distributed.specs import MethodSpec, ModelSpec, image_seed
 from onnxplain.distributed.store import ResultStore
+from onnxplain.errors import OnnxplainError
 from onnxplain.explanation import Explanation
 
 __all__ = ["ExplainWorker"]
@@ -43,8 +44,19 @@ class ExplainWorker:
         run_id: str,
         device: str = "cpu",
         threads: int | None = None,
+        defer_errors: bool = False,
+        skip_finished: bool = False,
     ) -> None:
-        self.model = model_spec.build(device, threads=threads)
+        self.skip_finished = skip_finished
+        # In a Ray actor an exception reaches the driver only as text (ActorDiedError or
+        # UserCodeException), so the Ray runner defers it and the batch reports it as a row.
+        self.build_error: OnnxplainError | None = None
+        try:
+            self.model = model_spec.build(device, threads=threads)
+        except OnnxplainError as exc:
+            if not defer_errors:
+                raise
+            self.build_error = exc
         self.method_spec = method_spec
         self.seed = int(seed)
         self.store = ResultStore(out)
@@ -107,11 +119,24 @@ class ExplainWorker:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Ray Data ``map_batches`` entry point: columns ``id`` and ``image`` or ``path`` (+ ``target``)."""
         ids = [str(i) for i in batch["id"]]
+        if self.build_error is not None:
+            n = len(ids)
+            return {
+                "id": np.asarray(ids, dtype=object),
+                "status": np.asarray(["fatal"] * n, dtype=object),
+                "error": np.asarray(
+                    [f"{type(self.build_error).__name__}: {self.build_error}"] * n, dtype=object
+                ),
+            }
         images = batch.get("image")
         paths = batch.get("path")
         targets = batch.get("target")
         statuses, errors = [], []
         for k, image_id in enumerate(ids):
+            if self.skip_finished and self.store.is_finished(image_id):
+                statuses.append("skipped")
+                errors.append("")
+                continue
             target = None if targets is None or int(targets[k]) < 0 else int(targets[k])
             row = self.explain_one(
                 image_id,
