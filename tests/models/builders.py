@@ -61,3 +61,10 @@ def log_model(input_shape: tuple[int, ...], k: int) -> bytes:
         helper.make_node("Log", ["head"], ["y"]),
     ]
     return save_model(helper.make_graph(nodes, "log", [x], [y], [starts, ends, axes]))
+
+
+def feature_map_model(input_shape: tuple[int, ...]) -> bytes:
+    """y = x: a (N, C, H, W) output, which is not a class-score vector."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *input_shape])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", *input_shape])
+    return save_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "fmap", [x], [y]))

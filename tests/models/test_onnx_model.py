@@ -14,7 +14,7 @@ from onnxplain.errors import (
 )
 from onnxplain.models import Normalize, OnnxModel, softmax
 from onnxplain.models.onnx import cuda_available
-from tests.models.builders import linear_model, log_model, two_input_model
+from tests.models.builders import feature_map_model, linear_model, log_model, two_input_model
 
 SHAPE = (2, 3, 4)
 RNG = np.random.default_rng(7)
@@ -163,6 +163,11 @@ def test_not_an_onnx_file(tmp_path) -> None:
 def test_two_inputs_rejected() -> None:
     with pytest.raises(ModelLoadError, match="2 inputs"):
         OnnxModel(two_input_model())
+
+
+def test_output_that_is_not_class_scores_rejected() -> None:
+    with pytest.raises(ModelLoadError, match=r"\(N, num_classes\) class-score output"):
+        OnnxModel(feature_map_model((2, 3, 4)))
 
 
 def test_wrong_sample_shape(batch: np.ndarray) -> None:

@@ -281,8 +281,15 @@ class OnnxModel(BaseQueryModel):
             raise ModelLoadError(
                 f"{self.source} has outputs ({names}); onnxplain needs one (N, num_classes) class-score output."
             )
+        rank_dims = _dims(chosen)
+        squeezable = len(rank_dims) > 2 and all(d == 1 for d in rank_dims[2:])  # e.g. (N, K, 1, 1)
+        if rank_dims and len(rank_dims) != 2 and not squeezable:
+            raise ModelLoadError(
+                f"{self.source}: output {chosen.name!r} has shape {rank_dims}; onnxplain needs one "
+                "(N, num_classes) class-score output."
+            )
         self.output_name = chosen.name
-        out_dims = _dims(chosen)[1:]
+        out_dims = rank_dims[1:]
         self._output_sample = tuple(out_dims) if all(isinstance(d, int) and d > 0 for d in out_dims) else None
         out_type = chosen.type.tensor_type.elem_type
         self._output_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(out_type)) if out_type else np.dtype("float32")
