@@ -113,6 +113,7 @@ class ExplainWorker:
                 seconds=float(explanation.seconds),
                 model_seconds=float(explanation.model_seconds),
             )
+        row["finished_at"] = time.time()  # wall clock, for throughput over a whole run
         self.store.write_row(row)
         return row
 

@@ -41,6 +41,7 @@ import http.client
 import json
 import math
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -385,6 +386,10 @@ class RemoteModel(BaseQueryModel):
         if conn is None:
             cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
             conn = cls(self._netloc, timeout=self.timeout)
+            conn.connect()
+            # http.client writes headers and a bytes body in one send, but a large body may still
+            # leave in several segments: do not let Nagle's algorithm wait for the server's ACK
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._local.conn = conn
             with self._conn_lock:
                 self._conns.append(conn)
