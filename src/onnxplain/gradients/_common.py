@@ -286,12 +286,17 @@ class Runner:
         self.n_backward += int(n_rows)
         return g
 
-    def grad(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(∂h(f(x_n))[y_n]/∂x_n, h(f(x_n))[y_n])`` for one chunk: one forward, one backward."""
+    def grad(
+        self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w_n·∂h(f(x_n))[y_n]/∂x_n, h(f(x_n))[y_n])`` for one chunk: one forward, one backward.
+
+        ``weight`` (one per row, default 1) scales each row's gradient inside the backward pass.
+        """
         x = x.detach().requires_grad_(True)
         _, head = self.forward(x)
         value = gather(head, target)
-        g = self.grad_of(value, x, x.shape[0])
+        g = self.grad_of(value if weight is None else value * weight, x, x.shape[0])
         return g, value.detach()
 
 

@@ -145,11 +145,13 @@ class IntegratedGradients(GradientMethod):
             pts = torch.lerp(base[i0:i1, None], x[i0:i1, None], alphas[k0:k1].view(shape))
             pts = pts.reshape(-1, *x.shape[1:])
             tgt = targets[i0:i1].repeat_interleave(nk)
+            w = weights[k0:k1].repeat(nb)  # the quadrature weights, applied inside the backward pass
             extra = extras if k0 == 0 else []
             if extra:
                 pts = torch.cat([pts, *(e[i0:i1] for e in extra)])
                 tgt = torch.cat([tgt, *(targets[i0:i1] for _ in extra)])
-            g, val = run.grad(pts, tgt)
+                w = torch.cat([w, w.new_zeros(nb * len(extra))])
+            g, val = run.grad(pts, tgt, w)
             path_vals = val[: nb * nk].view(nb, nk)
             tail = val[nb * nk :].view(len(extra), nb) if extra else None
             if k_one is not None and k0 <= k_one < k1:
@@ -161,8 +163,7 @@ class IntegratedGradients(GradientMethod):
                     at_zero[i0:i1] = tail[-1]
                 if extra[0] is x:
                     at_one[i0:i1] = tail[0]
-            g = g[: nb * nk].view(nb, nk, *x.shape[1:])
-            total[i0:i1] += (g * weights[k0:k1].view(shape)).sum(dim=1)
+            total[i0:i1] += g[: nb * nk].view(nb, nk, *x.shape[1:]).sum(dim=1)
         attributions = total * (x - base)
         if score is None:
             score = at_one
