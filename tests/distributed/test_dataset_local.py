@@ -178,3 +178,12 @@ def test_remote_spec_gives_the_same_maps(tmp_path, images) -> None:
     assert len(remote.ok) == 3  # max_queries is a per-image budget: 66 each is enough
     for row in local.rows:
         np.testing.assert_array_equal(remote.load(row["id"]).attributions, local.load(row["id"]).attributions)
+
+
+def test_imports_need_neither_torch_nor_ray() -> None:
+    code = (
+        "import sys; import onnxplain.distributed, onnxplain.distributed.worker, onnxplain.models.remote, "
+        "onnxplain.serve; print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
