@@ -163,6 +163,7 @@ def test_float64_input_to_a_float32_model_is_computed_in_float32(cnn: nn.Module)
         (np.zeros((0, 3, 16, 16), np.float32), "empty"),
         (np.full((3, 16, 16), np.nan, np.float32), "NaN"),
         (np.array([["a"]]), "numbers"),
+        ([[0.0, 1.0], [2.0]], "numpy array or a torch tensor"),
     ],
 )
 def test_bad_explicands_are_rejected(x: np.ndarray, message: str, cnn: nn.Module) -> None:
@@ -198,6 +199,15 @@ def test_bad_models_and_devices_are_rejected(cnn: nn.Module) -> None:
             Saliency(device="cuda").explain(cnn, x)
 
 
+def test_non_finite_gradients_are_reported() -> None:
+    class Sqrt(nn.Module):  # finite scores, infinite gradient at x = 0
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sqrt(x.flatten(1)[:, :3])
+
+    with pytest.raises(NonFiniteOutputError, match="gradients"):
+        Saliency(output="logits").explain(Sqrt(), images(1)[0], target=0)
+
+
 def test_non_finite_model_scores_are_reported() -> None:
     class Broken(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,13 +228,16 @@ def test_non_finite_model_scores_are_reported() -> None:
         lambda: IntegratedGradients(baseline=float("nan")),
         lambda: IntegratedGradients(baseline=np.full((3, 4, 4), np.inf)),
         lambda: IntegratedGradients(baseline=True),
+        lambda: IntegratedGradients(baseline={}),
         lambda: SmoothGrad(samples=0),
         lambda: SmoothGrad(sigma=-0.1),
+        lambda: SmoothGrad(sigma="wide"),
         lambda: SmoothGrad(seed=-1),
         lambda: AGI(epsilon=0),
         lambda: AGI(path="paper"),
         lambda: AGI(class_selection="best"),
         lambda: AGI(bounds=(1, 0)),
+        lambda: AGI(bounds=3),
         lambda: LA(spatial_range=0),
         lambda: LA(variant="code"),
         lambda: AttEXplore(rho=1.5),
