@@ -16,7 +16,7 @@ model both are bound by the same forwards. Every run is a fresh subprocess: its 
 generation included, as both need masks to explain) and its peak RSS, reported in total and as
 the memory the explanation added on top of the process after setup.
 
-    python -m benchmarks.peers_rise --rise-reference /tmp/rise-ref [--repeats 3] [--masks 4000 8000]
+    python -m benchmarks.peers_rise --rise-reference /tmp/rise-ref [--repeats 2] [--masks 4000 8000]
 """
 
 from __future__ import annotations
@@ -200,7 +200,9 @@ def markdown(res: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rise-reference", type=Path, default=None, help="local clone of github.com/eclique/RISE")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="fresh-process runs per cell (default 2: the reference needs ~1 min per pair)"
+    )
     parser.add_argument("--masks", type=int, nargs="+", default=[4000, 8000], help="N values (default 4000 8000)")
     parser.add_argument("--seed", type=int, default=0)
     h.add_device_options(parser)
