@@ -238,6 +238,17 @@ def run_isolated(target: str, kwargs: Mapping[str, Any] | None = None, timeout: 
     return IsolatedRun(target=target, kwargs=dict(kwargs or {}), **data)
 
 
+def calibration_setup(mib: int) -> Callable[[], dict[str, Any]]:
+    """A child target of known cost: the call allocates and touches ``mib`` MiB (self-check of
+    :func:`run_isolated`: its ``added`` must come out ≈ ``mib`` MiB)."""
+
+    def call() -> dict[str, Any]:
+        block = np.ones(mib * 2**20 // 8)
+        return {"sum": float(block[:: 4096].sum())}
+
+    return call
+
+
 def _child(payload: str) -> None:
     spec = json.loads(payload)
     module_name, _, func_name = spec["target"].partition(":")

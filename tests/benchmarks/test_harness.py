@@ -1,0 +1,113 @@
+"""The benchmark harness measures what it claims: interleaving, ratios, isolated peak memory,
+the plain-ORT speed limit, README blocks, and the "same noise" used against the GEEX reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import harness as h
+from benchmarks.__main__ import benchmark_names, script_flags
+from tests.models.builders import linear_model
+
+
+def test_interleave_alternates_order_and_excludes_warmup() -> None:
+    calls: list[str] = []
+    cases = {"a": lambda: calls.append("a") or 1, "b": lambda: calls.append("b") or 2}
+    timings, results = h.interleave(cases, repeats=4, warmup=1, verbose=False)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [len(t.seconds) for t in timings.values()] == [4, 4]
+    assert results == {"a": 1, "b": 2}
+
+
+def test_ratios_use_medians_and_pairs() -> None:
+    ours = h.Timing("ours", [1.0, 2.0, 30.0])
+    theirs = h.Timing("theirs", [4.0, 4.0, 40.0])
+    assert ours.median == 2.0 and theirs.median == 4.0
+    assert h.ratio(ours, theirs) == 0.5
+    assert h.paired_ratio(ours, theirs) == pytest.approx(0.5)  # median of 0.25, 0.5, 0.75
+
+
+def test_pearson_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(3, 7, 7)), rng.normal(size=(3, 7, 7))
+    assert h.pearson(a, b) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    assert h.pearson(a, -2 * a + 1) == pytest.approx(-1.0)
+
+
+def test_write_section_replaces_only_its_block(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(h.NO_README_ENV, raising=False)
+    readme = tmp_path / "README.md"
+    other = f"{h.begin_marker('other')}\nkeep me\n{h.end_marker('other')}"
+    readme.write_text(f"# T\n\n{h.begin_marker('mine')}\nold\n{h.end_marker('mine')}\n\n{other}\n")
+    assert h.write_section("mine", "new numbers", readme)
+    text = readme.read_text()
+    assert "new numbers" in text and "old" not in text and other in text
+    assert not h.write_section("mine", "new numbers", readme)  # unchanged: no write
+    assert h.write_section("fresh", "appended", readme)
+    assert readme.read_text().rstrip().endswith(h.end_marker("fresh"))
+    monkeypatch.setenv(h.NO_README_ENV, "1")
+    assert not h.write_section("mine", "ignored", readme)
+    assert "ignored" not in readme.read_text()
+
+
+def test_run_isolated_sees_a_known_allocation() -> None:
+    run = h.run_isolated("benchmarks.harness:calibration_setup", {"mib": 200})
+    assert run.peak_reset
+    assert 190 * 2**20 <= run.added <= 260 * 2**20
+    assert run.peak_process >= run.rss_before + run.added - 2**20
+    assert run.result["sum"] == pytest.approx(200 * 2**20 / 8 / 4096, rel=1e-3)
+
+
+def test_run_isolated_reports_a_failing_child() -> None:
+    with pytest.raises(RuntimeError, match="isolated run of benchmarks.harness:no_such_function failed"):
+        h.run_isolated("benchmarks.harness:no_such_function", {})
+
+
+def test_best_per_sample_time_sweeps_batch_sizes() -> None:
+    model = linear_model(np.ones((12, 3), np.float32), (3, 2, 2))
+    best = h.best_per_sample_time(model, (3, 2, 2), batch_sizes=(1, 4, 16), seconds_per_size=0.03, rounds=3)
+    assert set(best.table) <= {1, 4, 16} and 1 in best.table
+    assert best.per_sample == min(best.table.values()) == best.table[best.batch_size] > 0
+    assert best.limit(10) == pytest.approx(10 * best.per_sample)
+    fixed = linear_model(np.ones((12, 3), np.float32), (3, 2, 2), batch=5)
+    assert set(h.best_per_sample_time(fixed, None, seconds_per_size=0.01).table) == {5}
+
+
+def test_machine_description() -> None:
+    info = h.machine()
+    assert info["logical_cpus"] >= 1 and "numpy" in info["versions"]
+    assert "CPU" in h.machine_markdown(info)
+
+
+def test_suite_lists_scripts_and_reads_their_options() -> None:
+    names = benchmark_names()
+    assert {"peers_lime", "peers_geex", "peers_rise", "geex_scaling"} <= set(names)
+    assert not {"harness", "__main__", "__init__"} & set(names)
+    accepted, required = script_flags("peers_geex")
+    assert {"--geex-reference", "--device"} <= accepted and not required
+
+
+def test_same_noise_as_our_geex() -> None:
+    """peers_geex hands the reference our seeded noise: it must be the noise GEEX really applies."""
+    from benchmarks.peers_geex import our_noise
+    from onnxplain.blackbox import GEEX
+    from onnxplain.blackbox.sampling import BLOCK
+    from onnxplain.models.base import FunctionModel
+
+    seen: list[np.ndarray] = []
+
+    def f(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.copy())
+        return np.stack([batch.reshape(len(batch), -1).sum(1), np.zeros(len(batch))], axis=1)
+
+    model = FunctionModel(f, (1, 4, 4), 2)
+    sigma, n = 0.5, 4 * BLOCK
+    x = np.zeros((1, 4, 4), np.float32)  # x = baseline = 0: every query is ±(σ/2)·noise
+    GEEX.reference(n_queries=n, sigma=sigma, seed=3, batch_size=BLOCK).explain(model, x, target=0)
+    queries = np.concatenate(seen[2:])  # after f(x) and f(x̂)
+    plus = np.concatenate([queries[k : k + BLOCK // 2] for k in range(0, n, BLOCK)])
+    noise = our_noise(3, n // 2, (1, 4, 4), BLOCK)
+    np.testing.assert_allclose(plus, noise * sigma / 2, rtol=1e-6, atol=1e-7)
+    minus = np.concatenate([queries[k + BLOCK // 2 : k + BLOCK] for k in range(0, n, BLOCK)])
+    np.testing.assert_allclose(minus, -plus, atol=1e-7)
