@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.remote.remote_helpers import FaultyServer
 
 from onnxplain.demo import demo_onnx_path
 from onnxplain.serve import V2Server
+from tests.remote.remote_helpers import FaultyServer
 
 
 @pytest.fixture(scope="session")

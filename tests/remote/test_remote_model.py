@@ -9,7 +9,6 @@ import time
 import numpy as np
 import onnxruntime as ort
 import pytest
-from tests.remote.remote_helpers import FaultyServer, tiny_model
 
 from onnxplain.blackbox.geex import GEEX
 from onnxplain.errors import (
@@ -23,6 +22,7 @@ from onnxplain.models import RemoteModel
 from onnxplain.models.onnx import OnnxModel
 from onnxplain.models.remote import RemoteTimeoutError, parse_v2_url
 from onnxplain.serve import V2Server
+from tests.remote.remote_helpers import FaultyServer, tiny_model
 
 
 @pytest.fixture(scope="module")
