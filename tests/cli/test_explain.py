@@ -139,3 +139,22 @@ def test_query_progress_follows_the_model_counter():
     assert not progress._thread.is_alive()
     with QueryProgress(model, 100, "off", enabled=False) as progress:
         assert progress._bar is None
+
+
+def test_url_model_through_the_dataset_runner_keeps_its_options(workdir, run_cli):
+    """A v2 URL with --backend ray passes --mean/--std and --batch-size on to every worker's model."""
+    from onnxplain.serve import V2Server
+
+    common = ("-m", "geex", "-n", "32", "--seed", "5", "--mean", "0.5", "--std", "0.25",
+              "--batch-size", "4", "--backend", "ray", "--workers", "0")
+    with V2Server(workdir / "linear.onnx", name="lin", port=0).start() as server:
+        url = f"{server.url}/v2/models/lin"
+        code, _, err = run_cli("explain", url, workdir / "c.npy", *common, "--out", workdir / "remote")
+    assert code == 0, err
+    assert run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", *common, "--out", workdir / "file")[0] == 0
+    remote, local = np.load(workdir / "remote" / "c.geex.npy"), np.load(workdir / "file" / "c.geex.npy")
+    np.testing.assert_allclose(remote, local, rtol=1e-5, atol=1e-7)
+    plain = workdir / "plain"
+    assert run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", "-m", "geex", "-n", "32", "--seed", "5",
+                   "--backend", "ray", "--workers", "0", "--out", plain)[0] == 0
+    assert not np.allclose(np.load(plain / "c.geex.npy"), local)  # the normalisation mattered

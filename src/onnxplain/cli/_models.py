@@ -16,6 +16,24 @@ def is_url(text: str) -> bool:
     return str(text).startswith(("http://", "https://"))
 
 
+def remote_options(
+    *,
+    batch_size: int | None = None,
+    preprocess: Any = None,
+    layout: str = "NCHW",
+    input_shape: Sequence[int] | None = None,
+    output: str = "probs",
+) -> dict[str, Any]:
+    """The RemoteModel options a command line gives, for local use and for Ray workers alike."""
+    return {
+        "output": output,
+        "layout": layout,
+        "batch_size": batch_size,
+        "preprocess": preprocess,
+        "input_shape": input_shape,
+    }
+
+
 def open_query_model(
     source: str,
     *,
@@ -33,11 +51,9 @@ def open_query_model(
 
         return RemoteModel.from_url(
             source,
-            output=output,
-            layout=layout,
-            batch_size=batch_size,
-            preprocess=preprocess,
-            input_shape=input_shape,
+            **remote_options(
+                output=output, layout=layout, batch_size=batch_size, preprocess=preprocess, input_shape=input_shape
+            ),
         )
     from onnxplain.models.onnx import OnnxModel
 

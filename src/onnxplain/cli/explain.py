@@ -33,7 +33,7 @@ from onnxplain.cli._common import (
     write_json,
     write_npy,
 )
-from onnxplain.cli._models import is_url, open_query_model
+from onnxplain.cli._models import is_url, open_query_model, remote_options
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError
 
 RESULTS = "results.json"
@@ -162,10 +162,13 @@ def _run_dataset(
     depend on scheduling); a failed image stops the command with its error, after the others finished.
     """
     from onnxplain.cli._common import BUDGET_PARAMS, _first_param
-    from onnxplain.distributed import MethodSpec, OnnxModelSpec, explain_dataset
+    from onnxplain.distributed import MethodSpec, OnnxModelSpec, RemoteModelSpec, explain_dataset
 
     if is_url(args.model):
-        model_spec: Any = args.model
+        options = remote_options(
+            layout=args.layout, batch_size=args.batch_size, preprocess=preprocess, input_shape=args.input_shape
+        )
+        model_spec: Any = RemoteModelSpec(args.model, options)
     else:
         model_spec = OnnxModelSpec(
             path=str(Path(args.model).resolve()),
