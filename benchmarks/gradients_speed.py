@@ -15,7 +15,7 @@ AGI, AttEXplore and LA are timed per image with their forward/backward counts: a
 settings on the demo MNIST CNN, and on a 224×224 ResNet-18 (random weights) with reduced
 settings unless ``--full-224`` (the defaults cost ≈ 1200 passes per image there).
 
-    python -m benchmarks.gradients_speed [--repeats 5] [--repeats-224 3] [--steps-224 20] [--skip-224] [--full-224]
+    python -m benchmarks.gradients_speed [--repeats 9] [--repeats-224 5] [--steps-224 20] [--skip-224] [--full-224]
 """
 
 from __future__ import annotations
@@ -180,16 +180,32 @@ def _tiny(kind: str) -> dict[str, Any]:
     }[kind]
 
 
+def _round_range(r: dict[str, Any]) -> str:
+    """min–max of the per-round ratios ours/Captum (how much the shared machine moved them)."""
+    pairs = [a / b for a, b in zip(r["ours"]["seconds"], r["captum"]["seconds"], strict=False) if b > 0]
+    return f"{min(pairs):.2f}–{max(pairs):.2f}" if pairs else "—"
+
+
 def markdown(res: dict[str, Any]) -> str:
     lines = [
         "IG and SmoothGrad against Captum on the same torch module, explicands and targets, at equal "
         "steps / noise samples; interleaved runs in one process after a warm-up, medians. **The machine "
         "was shared with other jobs while these ran**: the ratios (ours/Captum, median of back-to-back "
-        "pairs) are the numbers to read, the absolute times are not. "
+        "pairs, with the range over rounds) are the numbers to read, the absolute times are not. "
         "Δ = max |ours − Captum| / max |Captum| (SmoothGrad: Captum handed our noise).",
         "",
         h.md_table(
-            ["model", "explicands", "method", "steps / samples", "ours", "Captum", "ours/Captum", "Δ"],
+            [
+                "model",
+                "explicands",
+                "method",
+                "steps / samples",
+                "ours",
+                "Captum",
+                "ours/Captum",
+                "per-round range",
+                "Δ",
+            ],
             [
                 [
                     r["model"],
@@ -199,6 +215,7 @@ def markdown(res: dict[str, Any]) -> str:
                     h.fmt_s(r["ours"]["median"]),
                     h.fmt_s(r["captum"]["median"]),
                     f"**{r['ratio_paired']:.2f}**",
+                    _round_range(r),
                     f"{r['max_rel_diff']:.1e}",
                 ]
                 for r in res["captum"]
@@ -240,8 +257,8 @@ def markdown(res: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="rounds on the cheap models (default 5)")
-    parser.add_argument("--repeats-224", type=int, default=3, help="rounds on ResNet-18 (default 3)")
+    parser.add_argument("--repeats", type=int, default=9, help="rounds on the cheap models (default 9)")
+    parser.add_argument("--repeats-224", type=int, default=5, help="rounds on ResNet-18 (default 5)")
     parser.add_argument(
         "--steps", type=int, default=50, help="IG steps / SG samples on the cheap models (50)"
     )
