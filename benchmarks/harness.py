@@ -342,6 +342,7 @@ def best_per_sample_time(
     threads: int | None = None,
     seed: int = 0,
     device: str = "cpu",
+    max_call_seconds: float = 1.0,
 ) -> BestTime:
     """The model's best per-sample time on this machine, measured with a plain ORT session.
 
@@ -349,9 +350,11 @@ def best_per_sample_time(
     same random [0,1] batch (each round ≥ ``seconds_per_size / rounds`` and ≥ 1 call). A round's
     per-sample time is its wall time / samples — *sustained* throughput, so thread stalls count
     as they do in an explanation — and the size's value is the **median** over rounds (robust to a
-    busy neighbour). The sweep stops once two consecutive sizes are more than 10 % slower per
-    sample than the best so far, or a chunk would exceed ``max_chunk_bytes``. Returns the best
-    (smallest) per-sample time, its batch size and the table. On ``device="cuda"`` the batch is
+    busy neighbour); slow calls get fewer rounds (≥ 2). The sweep stops once two consecutive sizes
+    are more than 10 % slower per sample than the best so far, a chunk would exceed
+    ``max_chunk_bytes``, or (after three sizes) one call of the next size would take longer than
+    ``max_call_seconds`` at the best rate (a big model's throughput is flat by then). Returns the
+    best (smallest) per-sample time, its batch size and the table. On ``device="cuda"`` the batch is
     bound on the device (IO binding) and only the scores come back.
     """
     session = plain_session(model, threads, device)
@@ -368,14 +371,19 @@ def best_per_sample_time(
     table: dict[int, float] = {}
     best_size, best = sizes[0], float("inf")
     worse = 0
-    per_round = seconds_per_size / max(1, rounds)
     for size in sizes:
         if size > sizes[0] and size * int(np.prod(shape)) * 4 > max_chunk_bytes:
             break
+        if len(table) >= 3 and size * best > max_call_seconds:
+            break
         forward = _runner(session, inp.name, rng.random((size, *shape), dtype=np.float32), device)
+        t_warm = time.perf_counter()
         forward()
+        t_warm = time.perf_counter() - t_warm
+        n_rounds = max(2, min(rounds, int(seconds_per_size / max(t_warm, 1e-9))))
+        per_round = seconds_per_size / n_rounds
         samples: list[float] = []
-        for _ in range(rounds):
+        for _ in range(n_rounds):
             calls, t0 = 0, time.perf_counter()
             while True:
                 forward()
