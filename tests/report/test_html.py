@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onnxplain.report.html import render_html, row_scale, write_html
+from onnxplain.report.html import display_map, render_html, write_html
 
 
 class _Collect(HTMLParser):
@@ -78,9 +78,23 @@ def test_report_shows_every_section(report_data):
     assert text.count("class='num best'") >= 2
 
 
-def test_row_scale_is_the_median_of_the_maps_scales():
-    maps = [np.full((4, 4), 1.0), np.full((4, 4), 2.0), np.full((4, 4), 100.0)]
-    assert row_scale(maps) == 2.0
+def test_display_map_uses_each_maps_own_scale():
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(64, 64))
+    shown, scale, note = display_map("geex", m)
+    np.testing.assert_array_equal(shown, m)
+    assert scale == pytest.approx(np.percentile(np.abs(m), 99.5)) and f"±{scale:.3g}" in note
+    shown10, scale10, _ = display_map("ig", 10 * m)  # units do not change the picture
+    np.testing.assert_allclose(shown10 / scale10, shown / scale)
+    assert np.mean(np.abs(shown) > scale) <= 0.006  # at most the top 0.5 % saturate
+
+
+def test_display_map_removes_rises_offset():
+    rng = np.random.default_rng(1)
+    m = 0.6 + 0.01 * rng.normal(size=(8, 8))
+    shown, scale, note = display_map("rise", m)
+    assert abs(shown.mean()) < 1e-12 and scale < 0.05 and f"minus its mean {m.mean():.3g}" in note
+    assert np.array_equal(np.argsort(shown, axis=None), np.argsort(m, axis=None))  # ranking kept
 
 
 def test_write_html_is_atomic(tmp_path, report_data, monkeypatch):

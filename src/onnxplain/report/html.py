@@ -3,7 +3,7 @@
 A Content-Security-Policy ``<meta>`` forbids every remote fetch and every script, so the page
 cannot leak or execute anything even though label names and paths come from user files; all such
 text is HTML-escaped as well. Layout per image: the explicand and its prediction, then a row of
-black-box maps and a row of white-box maps, each row on one shared colour scale with its colour
+black-box maps and a row of white-box maps, each row on one relative colour scale with its colour
 bar, every map captioned with its faithfulness scores and cost; the perturbation curves; the
 agreement matrix between methods.
 """
@@ -115,16 +115,28 @@ def _short(name: str) -> str:
     return SHORT_NAMES.get(name, name)
 
 
-def row_scale(maps: Sequence[np.ndarray]) -> float:
-    """The colour scale shared by one row: the median of the maps' own robust scales.
+# Maps that are an expected score rather than a contribution (RISE: E[f | pixel kept], close to
+# f(x) everywhere): shown minus their mean, so the picture shows the modulation, not the offset.
+# The ranking, and so every metric, is unchanged.
+OFFSET_METHODS = frozenset({"rise"})
 
-    Methods differ in units (GEEX and IG split f(x) − f(x̂) over the pixels, RISE's map is an
-    expected score near f(x) everywhere), so the largest scale would wash out every other map.
-    With the median, maps of larger magnitude saturate (the caption says how much) and the others
-    stay readable; equal colours still mean equal values across the row.
+
+def display_map(method: str, saliency: np.ndarray) -> tuple[np.ndarray, float, str]:
+    """What a map's picture shows: ``(map, its own ±scale, caption note)``.
+
+    Every row shares one *relative* colour scale: each map is divided by its own robust scale
+    (the 99.5th percentile of |attribution|, stated in its caption). Methods differ in units
+    (GEEX and IG split f(x) − f(x̂) over the pixels, LIME paints a coefficient per segment,
+    SmoothGrad is a gradient), so one absolute scale would saturate some maps and blank others.
     """
-    scales = [robust_scale([m]) for m in maps]
-    return float(np.median(scales)) if scales else 1.0
+    shown = np.asarray(saliency, dtype=np.float64)
+    note = ""
+    if method in OFFSET_METHODS:
+        offset = float(np.mean(shown[np.isfinite(shown)])) if np.isfinite(shown).any() else 0.0
+        shown = shown - offset
+        note = f"shown minus its mean {offset:.3g}; "
+    scale = robust_scale([shown])
+    return shown, scale, f"{note}scale ±{scale:.3g}"
 
 
 def _arrow(info: MetricInfo) -> str:
@@ -196,17 +208,18 @@ def _parity(parity: dict[str, Any] | None) -> str:
     return "<h2>Model parity (ONNX vs PyTorch)</h2>" + verdict + _kv_table(rows)
 
 
-def _colorbar_html(scale: float) -> str:
+def _colorbar_html() -> str:
     png = encode_png(colorbar(DIVERGING, width=200, height=14))
     return (
         f"<div class='cbar'>{_img(png, 'colour scale')}<div class='ticks'>"
-        f"<span>{-scale:.3g}</span><span>0</span><span>{scale:.3g}</span></div>"
-        "<div class='muted'>attribution (blue −, red +); one scale for this row</div></div>"
+        "<span>−1</span><span>0</span><span>+1</span></div>"
+        "<div class='muted'>× each map's own scale (in its caption); blue −, red +</div></div>"
     )
 
 
-def _map_figure(image: ImageResult, mr: MapResult, scale: float, metrics: Sequence[MetricInfo], best: dict[str, str]) -> str:
-    rgb = overlay(image.image, mr.saliency, scale)
+def _map_figure(image: ImageResult, mr: MapResult, metrics: Sequence[MetricInfo], best: dict[str, str]) -> str:
+    shown, scale, note = display_map(mr.method, mr.saliency)
+    rgb = overlay(image.image, shown, scale)
     png = encode_png(upscale(rgb, display_factor(*rgb.shape[:2], side=196)))
     rows = []
     for m in metrics:
@@ -225,12 +238,6 @@ def _map_figure(image: ImageResult, mr: MapResult, scale: float, metrics: Sequen
             continue
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
             rows.append(f"<tr><td>{_esc(key)}</td><td class='num'>{_fmt(value)}</td></tr>")
-    own = robust_scale([mr.saliency])
-    a = np.abs(np.asarray(mr.saliency, np.float64))
-    saturated = float(np.mean(a > scale)) if a.size else 0.0
-    note = f"own scale ±{own:.3g}"
-    if saturated > 0.01:
-        note += f"; <span class='sat'>{saturated:.0%} of pixels beyond the row scale</span>"
     return (
         f"<figure>{_img(png, f'{mr.method} map of {image.name}')}"
         f"<figcaption><b>{_esc(mr.method)}</b> <span class='small muted'>{note}</span>"
@@ -279,11 +286,10 @@ def _image_section(image: ImageResult, data: ReportData) -> str:
         maps = [mr for mr in image.maps if mr.kind == kind]
         if not maps:
             continue
-        scale = row_scale([mr.saliency for mr in maps])
         best = _best_by_metric(image.maps, data.metrics)
         parts.append(f"<h3>{_esc(KIND_TITLES[kind])}</h3><div class='row'>")
-        parts.extend(_map_figure(image, mr, scale, data.metrics, best) for mr in maps)
-        parts.append(_colorbar_html(scale) + "</div>")
+        parts.extend(_map_figure(image, mr, data.metrics, best) for mr in maps)
+        parts.append(_colorbar_html() + "</div>")
     if image.curves:
         parts.append("<h3>Perturbation curves</h3><div class='plots'>")
         for curve_name, by_method in image.curves.items():
