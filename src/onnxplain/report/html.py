@@ -48,7 +48,7 @@ table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .best{font-weight:bold}.row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
 figure{margin:0;width:214px}figure img{width:196px;height:auto;image-rendering:pixelated;border:1px solid #ccc}
-figcaption{font-size:12px}figcaption b{font-size:13px}figcaption table{width:100%;font-size:11px;table-layout:fixed}figcaption td{overflow-wrap:anywhere}figcaption td{padding:1px 4px}figcaption td.num{white-space:nowrap}.sat{color:#8a5a00}
+figcaption{font-size:12px}figcaption b{font-size:13px}figcaption table{width:100%;font-size:11px;table-layout:fixed}figcaption td{overflow-wrap:anywhere}figcaption td{padding:1px 4px}figcaption td.num{white-space:nowrap}figcaption td.cost{white-space:normal}.sat{color:#8a5a00}
 .explicand{display:flex;gap:16px;align-items:flex-start}.explicand img{width:196px;image-rendering:pixelated;border:1px solid #ccc}
 .cbar{width:200px;font-size:12px}.cbar img{width:200px;height:14px;image-rendering:pixelated;border:1px solid #ccc}
 .cbar .ticks{display:flex;justify-content:space-between}.plots{display:flex;flex-wrap:wrap;gap:16px}
@@ -230,7 +230,7 @@ def _map_figure(image: ImageResult, mr: MapResult, metrics: Sequence[MetricInfo]
                 f"<td class='num{cls}'>{_fmt(mr.metrics[m.name])}</td></tr>"
             )
     cost = f"{_fmt(mr.n_queries)} queries" if mr.kind == "black-box" else f"{_fmt(mr.n_backward)} backward"
-    rows.append(f"<tr><td>cost</td><td class='num'>{cost}, {mr.seconds:.2f} s</td></tr>")
+    rows.append(f"<tr><td>cost</td><td class='num cost'>{cost}, {mr.seconds:.2f} s</td></tr>")
     if mr.completeness_gap is not None and np.isfinite(mr.completeness_gap):
         rows.append(f"<tr><td>completeness gap</td><td class='num'>{_fmt(mr.completeness_gap)}</td></tr>")
     for key, value in mr.diagnostics.items():
