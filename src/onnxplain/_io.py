@@ -1,13 +1,34 @@
-"""Small file helpers: atomic writes so that an interrupted run never leaves a corrupt file."""
+"""Small I/O helpers: atomic writes (an interrupted run never leaves a corrupt file) and JSON values."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import numpy as np
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays become numbers/lists, tuples lists, paths strings,
+    and non-finite floats ``None`` (strict JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @contextlib.contextmanager

@@ -6,32 +6,18 @@ import dataclasses
 import io
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from onnxplain._io import atomic_write
+from onnxplain._io import atomic_write, to_jsonable
 from onnxplain.errors import InvalidInputError
 
 Reduce = Literal["mean", "sum", "abs"]
 
 _FORMAT_VERSION = 1
-
-
-def _to_jsonable(value: Any) -> Any:
-    """Turn numpy scalars/arrays and tuples into plain JSON types (arrays become lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclass(frozen=True)
@@ -133,11 +119,11 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         """Everything but the attributions, as JSON-ready types."""
         out = {
-            f.name: _to_jsonable(getattr(self, f.name))
+            f.name: to_jsonable(getattr(self, f.name))
             for f in dataclasses.fields(self)
             if f.name != "attributions"
         }
-        out["completeness_gap"] = _to_jsonable(self.completeness_gap)
+        out["completeness_gap"] = to_jsonable(self.completeness_gap)
         out["shape"] = list(self.attributions.shape)
         return out
 

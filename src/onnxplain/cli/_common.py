@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxplain._io import atomic_write
+from onnxplain._io import atomic_write, to_jsonable
 from onnxplain.errors import InvalidInputError
 
 # Constructor arguments that hold a black-box method's query budget, in order of preference.
@@ -346,24 +346,8 @@ def item_progress(total: int, desc: str, enabled: bool) -> Iterator[Any]:
 
 
 # -- output -------------------------------------------------------------------------------------
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(jsonable(data), indent=2, allow_nan=False)
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
     with atomic_write(path, "w") as handle:
         handle.write(text + "\n")
 
@@ -429,7 +413,7 @@ class Console:
 
     def emit_json(self, data: Any) -> None:
         if self.json:
-            print(json.dumps(jsonable(data), indent=2, allow_nan=False), flush=True)
+            print(json.dumps(to_jsonable(data), indent=2, allow_nan=False), flush=True)
 
 
 def relpath(path: Path, start: Path) -> str:

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from onnxplain._io import to_jsonable
 from onnxplain.cli._common import (
     Console,
     QueryProgress,
     format_table,
     item_progress,
-    jsonable,
     read_json,
     write_json,
     write_npy,
@@ -166,7 +166,7 @@ def _explain_one(explainer: Any, model: Any, x: np.ndarray, target: int, method:
 
 
 def _settings_key(method: str, params: dict[str, Any], identity: str, target: int) -> str:
-    blob = json.dumps(jsonable({"m": method, "p": params, "id": identity, "t": target}), sort_keys=True, default=str)
+    blob = json.dumps(to_jsonable({"m": method, "p": params, "id": identity, "t": target}), sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -351,7 +351,7 @@ def run_job(job: Job, out: Path, con: Console, *, force: bool = False, identity:
         }
         for method in explainers
     }
-    method_params = {m: jsonable(records[m][0]["params"]) for m in explainers if records[m]}
+    method_params = {m: to_jsonable(records[m][0]["params"]) for m in explainers if records[m]}
     settings = {**job.settings, "metric step (pixels)": step, "evaluation seconds": round(eval_seconds, 3)}
     report = ReportData(
         title=job.title,
@@ -374,7 +374,7 @@ def run_job(job: Job, out: Path, con: Console, *, force: bool = False, identity:
         "settings": settings,
         "metrics": [
             {"name": m.name, "higher_is_better": m.higher_is_better,
-             "params": jsonable(next(iter(results.values()))[m.name].params)}
+             "params": to_jsonable(next(iter(results.values()))[m.name].params)}
             for m in metric_info
         ],
         "summary": summary,

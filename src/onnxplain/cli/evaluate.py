@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from onnxplain._io import to_jsonable
 from onnxplain.cli._common import (
     Console,
     add_common,
     add_model_options,
     check_output_dir,
     format_table,
-    jsonable,
     method_list,
     normalize_from,
     positive_int,
@@ -129,5 +129,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               for n in metrics]
     con.say(format_table(["method", "images", *arrows], rows))
     con.say(f"wrote {out_path}")
-    con.emit_json(jsonable(doc))
+    con.emit_json(to_jsonable(doc))
     return doc

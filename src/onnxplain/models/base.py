@@ -215,14 +215,18 @@ class BaseQueryModel:
             )
         return batch
 
-    def __call__(self, batch: Any) -> np.ndarray:
-        batch = self.check_input(batch)
-        n = int(batch.shape[0])
+    def admit(self, n: int) -> None:
+        """Refuse, before anything is forwarded, a call of ``n`` queries that would exceed the budget."""
         if self.max_queries is not None and self.n_queries + n > self.max_queries:
             raise QueryBudgetExceeded(
                 f"this call needs {n} queries but only {self.max_queries - self.n_queries} of the "
                 f"budget of {self.max_queries} remain."
             )
+
+    def __call__(self, batch: Any) -> np.ndarray:
+        batch = self.check_input(batch)
+        n = int(batch.shape[0])
+        self.admit(n)
         if n == 0:
             return np.empty((0, self.num_classes), np.float32)
         step = self._chunk_size()

@@ -55,7 +55,6 @@ from onnxplain.errors import (
     InvalidInputError,
     ModelLoadError,
     NonFiniteOutputError,
-    QueryBudgetExceeded,
     RemoteModelError,
 )
 from onnxplain.models.base import DEFAULT_BATCH_SIZE, BaseQueryModel, Normalize, OutputHead
@@ -591,11 +590,7 @@ class RemoteModel(BaseQueryModel):
                 raise InvalidInputError(f"RemoteModel takes host (numpy) arrays; {exc}") from exc
         batch = self.check_input(batch)
         n = int(batch.shape[0])
-        if self.max_queries is not None and self.n_queries + n > self.max_queries:
-            raise QueryBudgetExceeded(
-                f"this call needs {n} queries but only {self.max_queries - self.n_queries} of the "
-                f"budget of {self.max_queries} remain."
-            )
+        self.admit(n)
         if n == 0:
             return np.empty((0, self.num_classes), np.float32)
         step = self._chunk_size()
