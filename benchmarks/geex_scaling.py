@@ -177,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m in res["models"]:
             for key in ("median_seconds", "added_rss", "peak_rss", "model_seconds"):
                 m[key] = {int(k): v for k, v in m[key].items()}
+        res["command"] += f"; summary re-rendered by `{h.command(argv)}`"
         md = markdown(res)
         h.write_section(NAME, md)
         print(md)
