@@ -152,7 +152,9 @@ def markdown(res: dict[str, Any]) -> str:
             f"{m['repeats']} repetitions, batch size {m['batch_size']}."
         )
     notes = [
-        f"Command: `{res['command']}`; every run a fresh subprocess, interleaved over the query counts; medians; "
+        f"Command: `{res['command']}`"
+        + (f" (summary re-rendered from its results by `{res['rerendered_by']}`)" if res.get("rerendered_by") else "")
+        + "; every run a fresh subprocess, interleaved over the query counts; medians; "
         f"{h.load_line(res['load_before'], res['load_after'])}.",
         "`GEEX(n_queries=n)` defaults (σ = 0.1, zero baseline, mirrored pairs, stratified α) on `OnnxModel(output='probs')`; "
         "explicand: demo digit 0 / scikit-image `chelsea` at 224×224. RSS added = peak during the call − RSS before it.",
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m in res["models"]:
             for key in ("median_seconds", "added_rss", "peak_rss", "model_seconds"):
                 m[key] = {int(k): v for k, v in m[key].items()}
-        res["command"] += f"; summary re-rendered by `{h.command(argv)}`"
+        res["rerendered_by"] = h.command(argv)
         md = markdown(res)
         h.write_section(NAME, md)
         print(md)
