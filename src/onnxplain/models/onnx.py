@@ -30,6 +30,7 @@ _AUTO_MAX_CHUNK_BYTES = 256 * 2**20
 _AUTO_MIN_CALLS = 3
 _AUTO_SECONDS_PER_CANDIDATE = 0.1
 _AUTO_MAX_SECONDS_PER_CANDIDATE = 1.0
+_AUTO_MAX_CALL_SECONDS = 0.5
 # Best batch sizes measured so far, keyed by (model digest, device, threads, layout).
 _BEST_BATCH_CACHE: dict[tuple[str, str, int, str], int] = {}
 
@@ -373,7 +374,8 @@ class OnnxModel(BaseQueryModel):
         Each size gets a warm-up call, then its per-call time is the median of at least 3 calls
         (robust to other jobs on a shared machine). Growth stops after two sizes in a row that
         do not raise throughput by 5 % (CPU throughput often peaks at small batches for large
-        models and falls beyond). Among the sizes measured, the largest within 3 % of the best
+        models and falls beyond), or before a size whose single call would take over 0.5 s at
+        the best rate seen (large models: tuning stays around a second). Among the sizes measured, the largest within 3 % of the best
         throughput wins: the same speed in fewer calls leaves less per-call overhead to the
         explainer.
         """
@@ -387,6 +389,8 @@ class OnnxModel(BaseQueryModel):
         for size in _AUTO_CANDIDATES:
             if size > 1 and size * sample_bytes > _AUTO_MAX_CHUNK_BYTES:
                 break
+            if len(rates) >= 3 and size / best_rate > _AUTO_MAX_CALL_SECONDS:
+                break  # one call of this size would take too long to be worth measuring
             chunk = rng.random((size, *self.input_shape), dtype=np.float32)
             if self.preprocess is not None:
                 chunk = self.preprocess(chunk)
