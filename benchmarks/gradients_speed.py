@@ -189,9 +189,9 @@ def _round_range(r: dict[str, Any]) -> str:
 def markdown(res: dict[str, Any]) -> str:
     lines = [
         "IG and SmoothGrad against Captum on the same torch module, explicands and targets, at equal "
-        "steps / noise samples; interleaved runs in one process after a warm-up, medians. **The machine "
-        "was shared with other jobs while these ran**: the ratios (ours/Captum, median of back-to-back "
-        "pairs, with the range over rounds) are the numbers to read, the absolute times are not. "
+        "steps / noise samples; interleaved runs in one process after a warm-up, medians. Absolute times on "
+        "a shared machine are noisy (the load is given below): the ratios (ours/Captum, median of "
+        "back-to-back pairs, with the range over rounds) are the numbers to read. "
         "Δ = max |ours − Captum| / max |Captum| (SmoothGrad: Captum handed our noise).",
         "",
         h.md_table(

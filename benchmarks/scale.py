@@ -234,8 +234,8 @@ def markdown(
     parts = [
         "Command: `" + h.command() + "`",
         "",
-        "**The machine was shared with other engineers' jobs while this ran** (see the load average "
-        "below): absolute numbers are noisy; the ratios were measured side by side, interleaved.",
+        "Absolute numbers on a shared machine are noisy (the load average is given below); the "
+        "ratios were measured side by side, interleaved.",
     ]
     if ray_res is not None:
         one = ray_res["1 worker"]
