@@ -119,7 +119,9 @@ class V2Server:
         return f"{self.url}/v2/models/{self.name}"
 
     def start(self) -> V2Server:
-        """Serve in a background thread; returns self."""
+        """Serve in a background thread; returns self (a second call while serving does nothing)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="onnxplain-v2", daemon=True)
         self._thread.start()
         return self

@@ -147,7 +147,7 @@ def test_url_model_through_the_dataset_runner_keeps_its_options(workdir, run_cli
 
     common = ("-m", "geex", "-n", "32", "--seed", "5", "--mean", "0.5", "--std", "0.25",
               "--batch-size", "4", "--backend", "ray", "--workers", "0")
-    with V2Server(workdir / "linear.onnx", name="lin", port=0).start() as server:
+    with V2Server(workdir / "linear.onnx", name="lin", port=0) as server:
         url = f"{server.url}/v2/models/lin"
         code, _, err = run_cli("explain", url, workdir / "c.npy", *common, "--out", workdir / "remote")
     assert code == 0, err

@@ -170,3 +170,14 @@ def test_python_m_onnxplain_serve(demo_path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def test_start_twice_then_stop_returns(demo_path) -> None:
+    """start() while serving is a no-op, so ``with server.start():`` cannot leave a thread behind."""
+    from onnxplain.serve import V2Server
+
+    server = V2Server(demo_path, name="demo", port=0)
+    with server.start():
+        thread = server._thread
+        assert server.start()._thread is thread
+    assert not thread.is_alive()
