@@ -7,17 +7,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+from onnxplain._io import to_jsonable
 
 
 @dataclass(frozen=True)
@@ -55,13 +45,13 @@ class MetricResult:
             "name": self.name,
             "score": float(self.score),
             "higher_is_better": self.higher_is_better,
-            "params": _jsonable(self.params),
+            "params": to_jsonable(self.params),
             "n_queries": int(self.n_queries),
         }
         for key in ("curve", "x_axis", "per_image"):
             value = getattr(self, key)
             if value is not None:
-                out[key] = _jsonable(value)
+                out[key] = to_jsonable(value)
         if with_curves and self.curves is not None:
-            out["curves"] = _jsonable(self.curves)
+            out["curves"] = to_jsonable(self.curves)
         return out
