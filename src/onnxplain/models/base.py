@@ -239,21 +239,27 @@ class BaseQueryModel:
             raw = self._forward(chunk)
             self.model_seconds += time.perf_counter() - t0
             self.n_calls += 1
-            raw = np.asarray(raw).reshape(len(chunk), -1)
-            if raw.shape[1] != self.num_classes:
-                raise InvalidInputError(
-                    f"the model returned {raw.shape[1]} scores per sample, expected {self.num_classes}."
-                )
-            finite = np.isfinite(raw).all(axis=1)
-            if not finite.all():
-                bad = np.flatnonzero(~finite) + start
-                raise NonFiniteOutputError(
-                    f"the model returned non-finite scores for {len(bad)} of {n} samples "
-                    f"(first: sample {int(bad[0])} of the batch)."
-                )
+            raw = self.check_scores(raw, len(chunk), start)
             self.n_queries += len(chunk)
             outputs.append(raw)
         return self._head(np.concatenate(outputs, axis=0))
+
+    def check_scores(self, raw: Any, rows: int, start: int, source: str = "the model") -> np.ndarray:
+        """A chunk's output as (rows, num_classes); refuse a wrong width or non-finite scores.
+
+        ``start`` is the chunk's offset in the caller's batch, so errors name the sample.
+        """
+        raw = np.asarray(raw).reshape(rows, -1)
+        if raw.shape[1] != self.num_classes:
+            raise InvalidInputError(f"{source} returned {raw.shape[1]} scores per sample, expected {self.num_classes}.")
+        finite = np.isfinite(raw).all(axis=1)
+        if not finite.all():
+            bad = np.flatnonzero(~finite) + start
+            raise NonFiniteOutputError(
+                f"{source} returned non-finite scores for {len(bad)} samples "
+                f"(first: sample {int(bad[0])} of the batch)."
+            )
+        return raw
 
     def _head(self, raw: np.ndarray) -> np.ndarray:
         if self.output == "raw":

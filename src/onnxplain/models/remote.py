@@ -54,7 +54,6 @@ import numpy as np
 from onnxplain.errors import (
     InvalidInputError,
     ModelLoadError,
-    NonFiniteOutputError,
     RemoteModelError,
 )
 from onnxplain.models.base import DEFAULT_BATCH_SIZE, BaseQueryModel, Normalize, OutputHead
@@ -561,19 +560,7 @@ class RemoteModel(BaseQueryModel):
     def _checked_chunk(self, start: int, chunk: np.ndarray) -> np.ndarray:
         if self.preprocess is not None:
             chunk = self.preprocess(chunk)
-        raw = np.asarray(self._forward(chunk)).reshape(len(chunk), -1)
-        if raw.shape[1] != self.num_classes:
-            raise InvalidInputError(
-                f"the model returned {raw.shape[1]} scores per sample, expected {self.num_classes}."
-            )
-        finite = np.isfinite(raw).all(axis=1)
-        if not finite.all():
-            bad = np.flatnonzero(~finite) + start
-            raise NonFiniteOutputError(
-                f"{self.model_url} returned non-finite scores for {len(bad)} samples "
-                f"(first: sample {int(bad[0])} of the batch)."
-            )
-        return raw
+        return self.check_scores(self._forward(chunk), len(chunk), start, source=self.model_url)
 
     def __call__(self, batch: Any) -> np.ndarray:
         """Score a batch; chunks go out ``concurrency`` at a time and come back in order.
