@@ -204,13 +204,11 @@ def explain_dataset(
     threads = max(1, int(cpus_per_worker))
     t0 = time.perf_counter()
 
-    if _is_ray_dataset(images):
-        if num_workers == 0:
-            raise InvalidInputError("a ray.data.Dataset needs num_workers ≥ 1.")
+    def on_ray(items: Any) -> tuple[list[str], int, int]:
         from onnxplain.distributed.ray_runner import run_on_ray
 
-        all_ids, n_computed, n_skipped = run_on_ray(
-            images,
+        return run_on_ray(
+            items,
             model,
             method,
             store=store,
@@ -223,6 +221,12 @@ def explain_dataset(
             resume=resume,
             progress=progress,
         )
+
+    if _is_ray_dataset(images):
+        if num_workers == 0:
+            raise InvalidInputError("a ray.data.Dataset needs num_workers ≥ 1.")
+        all_ids, n_computed, n_skipped = on_ray(images)
+
     else:
         rows = _normalise_rows(images, ids, targets)
         all_ids = [r["id"] for r in rows]
@@ -241,22 +245,7 @@ def explain_dataset(
                     row["id"], row.get("image"), row.get("path"), None if row["target"] < 0 else row["target"]
                 )
         elif todo:
-            from onnxplain.distributed.ray_runner import run_on_ray
-
-            _, n_computed, late = run_on_ray(
-                todo,
-                model,
-                method,
-                store=store,
-                seed=int(seed),
-                run_id=run_id,
-                num_workers=int(num_workers),
-                gpus_per_worker=gpus_per_worker,
-                cpus_per_worker=cpus_per_worker,
-                threads=threads,
-                resume=resume,
-                progress=progress,
-            )
+            _, n_computed, late = on_ray(todo)
             n_skipped += late  # finished by someone else between our listing and the worker
     gathered = store.gather(all_ids)
     return DatasetResult(
