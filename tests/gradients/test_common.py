@@ -76,7 +76,8 @@ def test_logits_output_explains_the_logit(cnn: nn.Module) -> None:
     e = Saliency(output="logits").explain(cnn, x, target=2)
     xt = torch.from_numpy(x)[None].requires_grad_(True)
     cnn(xt)[0, 2].backward()
-    np.testing.assert_allclose(e.attributions, xt.grad[0].numpy(), rtol=1e-5, atol=1e-7)
+    # channels-last convolutions round differently: agreement to float32 precision of the map's scale
+    np.testing.assert_allclose(e.attributions, xt.grad[0].numpy(), rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         assert e.score == pytest.approx(float(cnn(torch.from_numpy(x)[None])[0, 2]), rel=1e-6)
 
@@ -108,11 +109,14 @@ def test_counts_and_chunking_of_integrated_gradients() -> None:
     assert sizes == [3, 10, 10, 10] and e.n_queries == 33 and e.n_backward == 30
     sizes, e = calls(IntegratedGradients(steps=10, batch_size=16), target=[1, 2, 3])
     assert sizes == [10, 10, 10] and e.n_queries == 30
-    # whole explicands per chunk when they fit; without end nodes x and x̂ ride along as extra rows
+    # whole explicands per chunk when they fit; without end nodes f(x) and f(x̂) cost forwards
+    # without gradients, and the batch's shared zero baseline is forwarded once
     sizes, e = calls(IntegratedGradients(steps=5, rule="gausslegendre", batch_size=16), target=0)
-    assert sizes == [15 + 3 + 3] and e.n_queries == 21 and e.n_backward == 21
+    assert sizes == [15, 3, 1] and e.n_queries == 19 and e.n_backward == 15
     sizes, e = calls(IntegratedGradients(steps=5, rule="riemann_right", batch_size=16))
-    assert sizes == [3, 15 + 3]
+    assert sizes == [3, 15, 1]
+    sizes, e = calls(IntegratedGradients(steps=5, rule="riemann_right", baseline="blur", batch_size=16))
+    assert sizes == [3, 15, 3]  # one blurred baseline per explicand
     with torch.no_grad():
         p = torch.softmax(make_cnn()(torch.from_numpy(x)), 1)
         p0 = torch.softmax(make_cnn()(torch.zeros(1, 3, 16, 16)), 1)[0]
@@ -128,7 +132,7 @@ def test_counts_of_smoothgrad_and_saliency(cnn: nn.Module) -> None:
     e = SmoothGrad(samples=7, batch_size=4).explain(cnn, x)
     assert e.n_queries == 2 + 14 and e.n_backward == 14
     e = SmoothGrad(samples=7, batch_size=4).explain(cnn, x, target=[0, 1])
-    assert e.n_queries == 14 + 2 and e.n_backward == 16  # x rides along in its first chunk
+    assert e.n_queries == 2 + 14 and e.n_backward == 14  # f(x) from a forward without gradients
     with torch.no_grad():
         p = torch.softmax(cnn(torch.from_numpy(x)), 1)
     np.testing.assert_allclose(e.score, p[[0, 1], [0, 1]].numpy(), rtol=1e-5)

@@ -32,6 +32,8 @@ from onnxplain.errors import DeviceUnavailableError, InvalidInputError, NonFinit
 from onnxplain.explanation import Explanation
 
 Output = Literal["probs", "logits"]
+MemoryFormat = Literal["auto", "channels_last", "preserve"]
+MEMORY_FORMATS: tuple[str, ...] = ("auto", "channels_last", "preserve")
 TargetLike = int | Sequence[int] | np.ndarray | torch.Tensor | None
 InputLike = np.ndarray | torch.Tensor
 
@@ -199,6 +201,76 @@ def targets_tensor(target: TargetLike, n: int, device: torch.device) -> torch.Te
     return torch.from_numpy(t).to(device)
 
 
+# -- the module during a call ---------------------------------------------------------------------
+
+
+def wants_channels_last(model: nn.Module, dtype: torch.dtype, memory_format: str) -> bool:
+    """Whether a call runs the module in channels-last layout.
+
+    ``"auto"``: when the module holds a 4-D floating weight (a 2-D convolution) and computes in
+    float32, float16 or bfloat16. On CPU oneDNN's channels-last convolutions run the same passes
+    in 0.55–0.85 of the time of the default layout (``benchmarks/README.md``, white-box section);
+    float64 has no oneDNN kernels, so it keeps the default layout.
+    """
+    if memory_format == "preserve":
+        return False
+    if memory_format == "channels_last":
+        return True
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    return any(p.ndim == 4 and p.is_floating_point() for p in model.parameters())
+
+
+def _nhwc_strides(shape: torch.Size) -> tuple[int, int, int, int]:
+    _, c, h, w = shape
+    return (c * h * w, 1, w * c, c)
+
+
+class PreparedModule:
+    """For the duration of one call: parameters frozen and, optionally, 4-D tensors channels-last.
+
+    Only input gradients are ever taken, so ``requires_grad`` is switched off on the parameters
+    (autograd then records no weight-gradient paths); with ``channels_last`` every 4-D parameter
+    and buffer is re-laid out (same values, other strides). :meth:`restore` (run on exit, also
+    after an error) puts back the very tensors and flags the module had.
+    """
+
+    def __init__(self, model: nn.Module, channels_last: bool) -> None:
+        self.model = model
+        self.channels_last = channels_last
+        self._flags: list[tuple[nn.Parameter, bool]] = []
+        self._layouts: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __enter__(self) -> PreparedModule:
+        for p in self.model.parameters():
+            self._flags.append((p, p.requires_grad))
+            p.requires_grad_(False)
+        if self.channels_last:
+            for t in _tensors_of(self.model):
+                if t.ndim == 4 and t.is_floating_point() and t.stride() != _nhwc_strides(t.shape):
+                    self._layouts.append((t, t.data))
+                    # clone, not .contiguous(): with a size-1 channel (greyscale) the NCHW strides
+                    # count as channels-last too, and oneDNN would then mix layouts
+                    t.data = t.data.clone(memory_format=torch.channels_last)
+        return self
+
+    def drop_channels_last(self) -> None:
+        """Back to the module's own layout (the model cannot run channels-last, e.g. ``.view``)."""
+        for t, original in self._layouts:
+            t.data = original
+        self._layouts.clear()
+        self.channels_last = False
+
+    def restore(self) -> None:
+        self.drop_channels_last()
+        for p, flag in self._flags:
+            p.requires_grad_(flag)
+        self._flags.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
 # -- the gradient engine --------------------------------------------------------------------------
 
 
@@ -224,13 +296,27 @@ class Runner:
     model_seconds: float = 0.0
     num_classes: int = field(default=-1)
     target_max: int | None = None
+    prepared: PreparedModule | None = None
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def _call(self, x: torch.Tensor) -> Any:
+        prepared = self.prepared
+        if prepared is None or not prepared.channels_last:
+            return self.model(x)
+        try:
+            return self.model(x.contiguous(memory_format=torch.channels_last))
+        except RuntimeError:
+            if self.n_forward:  # channels-last ran before: this error is the model's own
+                raise
+            # e.g. ``x.view(n, -1)`` after a convolution needs the default layout
+            prepared.drop_channels_last()
+            return self.model(x)
+
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
+        out = self._call(x)
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise InvalidInputError(
@@ -327,12 +413,19 @@ class GradientMethod:
     the separate forward of x (a method then returns ``Result.score``)."""
 
     def __init__(
-        self, *, output: Output = "probs", device: str | None = None, batch_size: int | None = None
+        self,
+        *,
+        output: Output = "probs",
+        device: str | None = None,
+        batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        """``batch_size=None`` picks :func:`auto_batch_size` from the explicand's size."""
+        """``batch_size=None`` picks :func:`auto_batch_size` from the explicand's size;
+        ``memory_format`` see :func:`wants_channels_last` and :class:`PreparedModule`."""
         self.output = check_output(output)
         self.device = device
         self.batch_size = None if batch_size is None else check_positive_int("batch_size", batch_size)
+        self.memory_format = check_choice("memory_format", memory_format, MEMORY_FORMATS)
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters recorded in every Explanation (subclasses extend)."""
@@ -365,17 +458,20 @@ class GradientMethod:
         self._check_input(xb)
         batch_size = self.batch_size or auto_batch_size(xb[0].numel())
         explicit = targets_tensor(target, xb.shape[0], device)
-        run = Runner(
-            model,
-            self.output,
-            device,
-            dtype,
-            batch_size,
-            target_max=None if explicit is None else int(explicit.max()),
-        )
-        scores = run.scores(xb) if (explicit is None or self.needs_scores) else None
-        targets = explicit if explicit is not None else scores.argmax(dim=1)  # type: ignore[union-attr]
-        res = self._attribute(run, xb, targets, scores)
+        with PreparedModule(model, wants_channels_last(model, dtype, self.memory_format)) as prepared:
+            run = Runner(
+                model,
+                self.output,
+                device,
+                dtype,
+                batch_size,
+                target_max=None if explicit is None else int(explicit.max()),
+                prepared=prepared,
+            )
+            scores = run.scores(xb) if (explicit is None or self.needs_scores) else None
+            targets = explicit if explicit is not None else scores.argmax(dim=1)  # type: ignore[union-attr]
+            res = self._attribute(run, xb, targets, scores)
+            channels_last = prepared.channels_last
         if not bool(torch.isfinite(res.attributions).all()):
             raise NonFiniteOutputError(f"{self.name}: the gradients of the model are not finite.")
         if res.score is not None:
@@ -403,6 +499,7 @@ class GradientMethod:
             "device": str(device),
             "dtype": str(dtype).replace("torch.", ""),
             "batch_size": batch_size,
+            "memory_format": "channels_last" if channels_last else "preserve",
             **res.params,
         }
         return Explanation(

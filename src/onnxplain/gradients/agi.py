@@ -8,6 +8,7 @@ import torch
 
 from onnxplain.gradients._common import (
     GradientMethod,
+    MemoryFormat,
     Output,
     Result,
     Runner,
@@ -77,8 +78,9 @@ class AGI(GradientMethod):
         output: Output = "probs",
         device: str | None = None,
         batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        super().__init__(output=output, device=device, batch_size=batch_size)
+        super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.epsilon = check_nonnegative("epsilon", epsilon, positive=True)
         self.steps = check_positive_int("steps", steps)
         self.n_classes = check_positive_int("n_classes", n_classes)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from onnxplain.errors import InvalidInputError
 from onnxplain.gradients._common import (
     GradientMethod,
+    MemoryFormat,
     Output,
     Result,
     Runner,
@@ -105,8 +106,9 @@ class AttEXplore(GradientMethod):
         output: Output = "probs",
         device: str | None = None,
         batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        super().__init__(output=output, device=device, batch_size=batch_size)
+        super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.epsilon = check_nonnegative("epsilon", epsilon, positive=True)
         self.n_approx = check_positive_int("n_approx", n_approx)
         self.steps = check_positive_int("steps", steps)

@@ -9,6 +9,7 @@ import torch
 
 from onnxplain.gradients._common import (
     GradientMethod,
+    MemoryFormat,
     Output,
     Result,
     Runner,
@@ -54,7 +55,6 @@ def plan_chunks(n_items: int, n_inner: int, batch_size: int) -> list[tuple[int, 
 
     Whole items when all their inner steps fit in a batch, else one item at a time in blocks of
     ``batch_size`` steps. An item's steps are always grouped the same way, whatever ``n_items``.
-    (IG and SmoothGrad may append the chunk's explicands x / x̂ as up to 2 extra rows per item.)
     """
     chunks = []
     if n_inner <= batch_size:
@@ -82,8 +82,8 @@ class IntegratedGradients(GradientMethod):
 
     Cost: B·m forward and backward passes; f(x) and f(x̂) are read off the nodes α = 1 and α = 0
     when the rule has them (path points are ``torch.lerp(x̂, x, α)``, exact at both ends), else
-    x / x̂ ride along as extra rows of a chunk; a separate forward of x happens only for
-    ``target=None``.
+    they cost a forward without gradients (one for the whole batch when it shares x̂); a separate
+    forward of x happens for ``target=None``.
 
     Args:
         steps: number of quadrature nodes m (≥ 2 for the trapezoid rule).
@@ -106,8 +106,9 @@ class IntegratedGradients(GradientMethod):
         output: Output = "probs",
         device: str | None = None,
         batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        super().__init__(output=output, device=device, batch_size=batch_size)
+        super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.rule = check_choice("rule", rule, RULES)
         self.steps = check_positive_int("steps", steps, 2 if rule == "trapezoid" else 1)
         self.baseline = check_baseline_spec(baseline)
@@ -128,13 +129,9 @@ class IntegratedGradients(GradientMethod):
         alphas = torch.as_tensor(alphas_np, dtype=x.dtype, device=x.device)
         weights = torch.as_tensor(weights_np, dtype=x.dtype, device=x.device)
         # f(x) and f(x̂) come from the path nodes α = 1 and α = 0 when the rule has them (lerp
-        # hits both end points exactly); otherwise x / x̂ ride along as extra rows of the first
-        # chunk of each explicand, so no separate small forward is needed.
+        # hits both end points exactly); otherwise from forwards without gradients.
         k_one = int(np.flatnonzero(alphas_np == 1.0)[0]) if np.any(alphas_np == 1.0) else None
         k_zero = int(np.flatnonzero(alphas_np == 0.0)[0]) if np.any(alphas_np == 0.0) else None
-        extras = ([] if scores is not None or k_one is not None else [x]) + (
-            [] if k_zero is not None else [base]
-        )
         score = None if scores is None else gather(scores, targets)
         at_one = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
         at_zero = torch.empty_like(at_one)
@@ -146,28 +143,17 @@ class IntegratedGradients(GradientMethod):
             pts = pts.reshape(-1, *x.shape[1:])
             tgt = targets[i0:i1].repeat_interleave(nk)
             w = weights[k0:k1].repeat(nb)  # the quadrature weights, applied inside the backward pass
-            extra = extras if k0 == 0 else []
-            if extra:
-                pts = torch.cat([pts, *(e[i0:i1] for e in extra)])
-                tgt = torch.cat([tgt, *(targets[i0:i1] for _ in extra)])
-                w = torch.cat([w, w.new_zeros(nb * len(extra))])
             g, val = run.grad(pts, tgt, w)
-            path_vals = val[: nb * nk].view(nb, nk)
-            tail = val[nb * nk :].view(len(extra), nb) if extra else None
+            path_vals = val.view(nb, nk)
             if k_one is not None and k0 <= k_one < k1:
                 at_one[i0:i1] = path_vals[:, k_one - k0]
             if k_zero is not None and k0 <= k_zero < k1:
                 at_zero[i0:i1] = path_vals[:, k_zero - k0]
-            if tail is not None:
-                if extra[-1] is base:
-                    at_zero[i0:i1] = tail[-1]
-                if extra[0] is x:
-                    at_one[i0:i1] = tail[0]
-            total[i0:i1] += g[: nb * nk].view(nb, nk, *x.shape[1:]).sum(dim=1)
+            total[i0:i1] += g.view(nb, nk, *x.shape[1:]).sum(dim=1)
         attributions = total * (x - base)
         if score is None:
-            score = at_one
-        baseline_score = at_zero
+            score = at_one if k_one is not None else gather(run.scores(x), targets)
+        baseline_score = at_zero if k_zero is not None else baseline_scores(run, base, targets)
         delta = score - baseline_score
         gap = attributions.flatten(1).sum(1) - delta
         rel = gap / delta.abs().clamp_min(torch.finfo(delta.dtype).tiny)
@@ -180,3 +166,10 @@ class IntegratedGradients(GradientMethod):
                 "relative_completeness_gap": rel.cpu().double().numpy(),
             },
         )
+
+
+def baseline_scores(run: Runner, base: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """h(f(x̂_n))[y_n] from forwards without gradients; one forward when the batch shares x̂."""
+    if base.shape[0] > 1 and bool((base == base[:1]).all()):
+        return gather(run.scores(base[:1]).expand(base.shape[0], -1), targets)
+    return gather(run.scores(base), targets)

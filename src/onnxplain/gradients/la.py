@@ -9,6 +9,7 @@ import torch
 from onnxplain.errors import InvalidInputError
 from onnxplain.gradients._common import (
     GradientMethod,
+    MemoryFormat,
     Output,
     Result,
     Runner,
@@ -79,8 +80,9 @@ class LA(GradientMethod):
         output: Output = "probs",
         device: str | None = None,
         batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        super().__init__(output=output, device=device, batch_size=batch_size)
+        super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.spatial_range = check_nonnegative("spatial_range", spatial_range, positive=True)
         self.steps = check_positive_int("steps", steps)
         self.samples = check_positive_int("samples", samples)

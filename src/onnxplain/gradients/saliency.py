@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from onnxplain.gradients._common import GradientMethod, Output, Result, Runner
+from onnxplain.gradients._common import GradientMethod, MemoryFormat, Output, Result, Runner
 
 
 class Saliency(GradientMethod):
@@ -35,8 +35,9 @@ class Saliency(GradientMethod):
         output: Output = "probs",
         device: str | None = None,
         batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        super().__init__(output=output, device=device, batch_size=batch_size)
+        super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.abs = bool(abs)
 
     def params(self) -> dict[str, Any]:

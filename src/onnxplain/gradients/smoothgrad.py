@@ -9,13 +9,13 @@ import torch
 
 from onnxplain.gradients._common import (
     GradientMethod,
+    MemoryFormat,
     Output,
     Result,
     Runner,
     check_nonnegative,
     check_positive_int,
     check_seed,
-    gather,
     torch_generator,
 )
 from onnxplain.gradients.integrated import plan_chunks
@@ -48,7 +48,6 @@ class SmoothGrad(GradientMethod):
     """
 
     name = "smoothgrad"
-    needs_scores = False
 
     def __init__(
         self,
@@ -60,8 +59,9 @@ class SmoothGrad(GradientMethod):
         output: Output = "probs",
         device: str | None = None,
         batch_size: int | None = None,
+        memory_format: MemoryFormat = "auto",
     ) -> None:
-        super().__init__(output=output, device=device, batch_size=batch_size)
+        super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.samples = check_positive_int("samples", samples)
         self.sigma = check_nonnegative("sigma", sigma)
         self.seed = check_seed(seed)
@@ -101,26 +101,14 @@ class SmoothGrad(GradientMethod):
     ) -> Result:
         total = torch.zeros_like(x)
         shape = tuple(x.shape[1:])
-        # without a forward of x yet (explicit target), x rides along in each explicand's first chunk
-        score = None if scores is None else gather(scores, targets)
-        at_x = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
         cached: tuple[int, int, torch.Tensor] | None = None
         for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.samples, run.batch_size):
             nb, nk = i1 - i0, k1 - k0
             if cached is None or cached[:2] != (k0, k1):
                 cached = (k0, k1, self.noise(shape, start=k0, stop=k1, device=x.device, dtype=x.dtype))
             pts = (x[i0:i1, None] + cached[2][None]).reshape(-1, *shape)
-            tgt = targets[i0:i1].repeat_interleave(nk)
-            ride = score is None and k0 == 0
-            if ride:
-                pts, tgt = torch.cat([pts, x[i0:i1]]), torch.cat([tgt, targets[i0:i1]])
-            g, val = run.grad(pts, tgt)
-            if ride:
-                at_x[i0:i1] = val[nb * nk :]
-            g = g[: nb * nk]
+            g, _ = run.grad(pts, targets[i0:i1].repeat_interleave(nk))
             if self.abs:
                 g = g.abs()
             total[i0:i1] += g.view(nb, nk, *shape).sum(dim=1)
-        return Result(
-            total / self.samples, score=at_x if score is None else score, params={"noise_block": NOISE_BLOCK}
-        )
+        return Result(total / self.samples, params={"noise_block": NOISE_BLOCK})
