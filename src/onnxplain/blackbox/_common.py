@@ -20,8 +20,13 @@ from onnxplain.models.base import QueryModel, Target, as_batch, predict, preferr
 
 BaselineSpec = Any  # "zero" | float | "blur" | array broadcastable to (C,H,W) or (B,C,H,W)
 
-PREFETCH = True
-"""Build the next call's queries on a helper thread while the model runs (numpy backend)."""
+PREFETCH: bool | None = None
+"""Build the next call's queries on a helper thread while the model runs (numpy backend):
+``None`` decides per explanation (:func:`prefetch_pays`), ``True``/``False`` force it."""
+
+PREFETCH_BUILD_SHARE = 0.5
+"""Prefetch on a busy host only when building a call's queries takes more than this share of
+the call itself (see :func:`prefetch_pays`)."""
 
 BLUR_SIZE = 31
 BLUR_SIGMA = 5.0
@@ -211,6 +216,24 @@ def chunks_of_blocks(n: int, model: QueryModel, batch_size: int | None, n_explic
         yield list(range(start, min(start + blocks_per_call, n_blocks)))
 
 
+def prefetch_pays(model: QueryModel, build_seconds: float, call_seconds: float) -> bool:
+    """Whether building the next call's queries on a helper thread beats building them in turn.
+
+    A model that does not compute on this host's CPUs (a remote endpoint, a CUDA session) leaves
+    them free: always. A CPU model already uses every core (ONNX Runtime's intra-op pool): a
+    helper thread then steals cycles from the model's parallel sections, and a descheduled worker
+    stalls each section's barrier. Measured on 2 cores, that costs more than it saves unless the
+    build is a large share of the call (``PREFETCH_BUILD_SHARE``): a perturbed 3×224×224 query
+    for a small CNN (build ≈ 5× the call: prefetch 8–12 % faster), but not LIME on a 28×28 CNN
+    (build ≈ 0.2× the call: prefetch 15–25 % slower) nor GEEX on ResNet-18 (≈ 0.05×: 2–4 % slower).
+    """
+    if PREFETCH is not None:
+        return PREFETCH
+    if not getattr(model, "uses_host_cpu", True):
+        return True
+    return build_seconds > PREFETCH_BUILD_SHARE * call_seconds
+
+
 def stream(
     ops: Ops,
     model: QueryModel,
@@ -228,10 +251,11 @@ def stream(
     ``consume(block, scores)`` receives the (B, stop-start) float64 target scores, called in
     block order (so accumulation never depends on how blocks were grouped into calls).
 
-    With the numpy backend the next call's queries are built on a helper thread while the model
-    runs the current call (numpy and ONNX Runtime release the GIL), into the other of two
-    buffers; results are identical to building them in turn (blocks are independent, and
-    ``consume`` stays on the calling thread, in order). Memory: two calls' worth of queries.
+    The first call is built and run in turn, and both are timed; when :func:`prefetch_pays`
+    (numpy backend), each further call's queries are then built on a helper thread while the
+    model runs the previous call (numpy and ONNX Runtime release the GIL), into the other of two
+    buffers. Results are identical either way (blocks are independent, and ``consume`` stays on
+    the calling thread, in order). Memory: two calls' worth of queries.
     """
     b = explicands.n
     sample = tuple(explicands.x.shape[1:])
@@ -262,13 +286,20 @@ def stream(
             off = start - spans[0][0]
             consume(block, scores[:, off : off + stop - start])
 
-    if not PREFETCH or ops.name != "numpy" or len(groups) < 2:
-        for index in range(len(groups)):
+    t0 = time.perf_counter()
+    first = build(0)
+    t1 = time.perf_counter()
+    run(first)
+    call_seconds = time.perf_counter() - t1
+    if len(groups) < 2:
+        return
+    if ops.name != "numpy" or not prefetch_pays(model, t1 - t0, call_seconds):
+        for index in range(1, len(groups)):
             run(build(index))
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxplain-queries") as pool:
-        pending = pool.submit(build, 0)
-        for index in range(len(groups)):
+        pending = pool.submit(build, 1)
+        for index in range(1, len(groups)):
             built = pending.result()
             if index + 1 < len(groups):
                 pending = pool.submit(build, index + 1)

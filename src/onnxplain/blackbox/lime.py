@@ -223,7 +223,7 @@ class LIME:
         exp = query_explicands(model, batch, single, target)
         ks = [k for _, k in segs]
         k_max = max(ks)
-        labels = [ops.index(lab) for lab, _ in segs]
+        labels = [ops.index(lab.ravel()) for lab, _ in segs]
         fudged = np.stack([self._fudge(batch[i], segs[i][0], segs[i][1]) for i in range(b)])
         start = ops.asarray(fudged)
         step = ops.asarray(batch - fudged)
@@ -238,8 +238,8 @@ class LIME:
 
         def write_queries(d: Any, out: Any) -> None:
             for i in range(b):  # one pass per explicand (their segmentations differ)
-                on = d[:, : ks[i]][:, labels[i]]  # (n, H, W): 1 where the pixel's segment is on
-                ops.mul_into(on[:, None], step[i], out[i])
+                on = ops.take_columns(d, labels[i])  # (n, H·W): 1 where the pixel's segment is on
+                ops.mul_into(on.reshape(-1, 1, h, w), step[i], out[i])
                 out[i] += start[i]
 
         def consume(d: Any, scores: np.ndarray) -> None:

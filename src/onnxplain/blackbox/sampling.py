@@ -204,6 +204,10 @@ class NumpyOps:
     def index(self, a: Any) -> np.ndarray:
         return np.asarray(a, dtype=np.int64)
 
+    def take_columns(self, a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """``a[:, idx]`` for a 1-D index (``np.take``: about twice as fast as fancy indexing)."""
+        return np.take(a, idx, axis=1)
+
     def to_numpy(self, a: Any) -> np.ndarray:
         return np.asarray(a)
 
@@ -266,6 +270,9 @@ class TorchOps:
         if isinstance(a, self.torch.Tensor):
             return a.to(device=self.device, dtype=self.torch.int64)
         return self.torch.as_tensor(np.asarray(a, dtype=np.int64), device=self.device)
+
+    def take_columns(self, a: Any, idx: Any) -> Any:
+        return a.index_select(1, idx)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         if isinstance(a, self.torch.Tensor):

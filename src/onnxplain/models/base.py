@@ -162,6 +162,9 @@ class BaseQueryModel:
 
     ends_in_softmax: bool = False
     device: str = "cpu"
+    uses_host_cpu: bool = True
+    """Whether the model computes on this machine's CPUs (decides whether explainers build the
+    next queries on a helper thread, :func:`onnxplain.blackbox._common.prefetch_pays`)."""
 
     def __init__(
         self,

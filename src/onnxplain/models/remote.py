@@ -134,6 +134,8 @@ class RemoteModel(BaseQueryModel):
         headers: extra HTTP headers (e.g. an ``Authorization`` token) sent with every request.
     """
 
+    uses_host_cpu = False  # the server computes; this process only sends and waits
+
     def __init__(
         self,
         url: str,

@@ -62,6 +62,7 @@ class TorchModel(BaseQueryModel):
             shape, num_classes or 1, output=output, batch_size=batch_size, max_queries=max_queries, preprocess=preprocess
         )
         self.device = str(self.torch_device)
+        self.uses_host_cpu = self.torch_device.type == "cpu"
         if ends_in_softmax is None:
             last = list(module.modules())[-1]
             ends_in_softmax = isinstance(last, torch.nn.Softmax)
