@@ -63,6 +63,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # -- timing -----------------------------------------------------------------------------------
 
+SETTLE_SECONDS = 0.1
+"""Pause before each timed call of :func:`interleave` (spin-waiting threads of the previous call
+go idle; measured: a default ORT session burns ≈ 30 ms of CPU in the 50 ms after its last run)."""
+
 
 @dataclass
 class Timing:
@@ -96,11 +100,15 @@ def interleave(
     warmup: int = 1,
     warmup_cases: Mapping[str, Callable[[], Any]] | None = None,
     verbose: bool = True,
+    settle: float | None = None,
 ) -> tuple[dict[str, Timing], dict[str, Any]]:
     """Run every case ``warmup`` times, then ``repeats`` rounds alternating their order.
 
     Round r runs the cases in the given order when r is even and reversed when it is odd, so no
     contender always runs right after the other one (caches, thermal state, load changes).
+    Every timed call starts after a pause of ``settle`` seconds (default :data:`SETTLE_SECONDS`):
+    ONNX Runtime's idle workers spin-wait for about 30 ms of CPU after a run, and a contender
+    timed inside that window would pay for the other's threads.
     ``warmup_cases`` (same keys) may give cheaper warm-up calls (e.g. a smaller budget) for cases
     whose first call only needs to fill caches. Returns ``(timings, last result of each case)``.
     """
@@ -114,6 +122,7 @@ def interleave(
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
+            time.sleep(SETTLE_SECONDS if settle is None else settle)
             t0 = time.perf_counter()
             results[name] = cases[name]()
             dt = time.perf_counter() - t0

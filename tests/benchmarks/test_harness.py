@@ -20,6 +20,20 @@ def test_interleave_alternates_order_and_excludes_warmup() -> None:
     assert results == {"a": 1, "b": 2}
 
 
+def test_interleave_pauses_before_every_timed_call_and_not_in_the_timing(monkeypatch) -> None:
+    events: list[object] = []
+    monkeypatch.setattr(h.time, "sleep", lambda s: events.append(s))
+    cases = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
+    timings, _ = h.interleave(cases, repeats=2, warmup=1, verbose=False, settle=0.25)
+    assert events == ["a", "b", 0.25, "a", 0.25, "b", 0.25, "b", 0.25, "a"]
+    events.clear()
+    h.interleave(cases, repeats=1, warmup=0, verbose=False)
+    assert events == [h.SETTLE_SECONDS, "a", h.SETTLE_SECONDS, "b"]
+    monkeypatch.undo()
+    timed, _ = h.interleave({"a": lambda: None}, repeats=1, warmup=0, verbose=False, settle=0.05)
+    assert timed["a"].seconds[0] < 0.05
+
+
 def test_ratios_use_medians_and_pairs() -> None:
     ours = h.Timing("ours", [1.0, 2.0, 30.0])
     theirs = h.Timing("theirs", [4.0, 4.0, 40.0])

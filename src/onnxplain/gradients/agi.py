@@ -57,7 +57,7 @@ class AGI(GradientMethod):
         path: ``"reference"`` or ``"cumulative"``.
         seed: seed of the random class selection.
         bounds: the input range the path is clamped to; x must lie inside.
-        output, device, batch_size: see :class:`~onnxplain.gradients.saliency.Saliency`;
+        output, device, batch_size, memory_format: see :class:`~onnxplain.gradients.saliency.Saliency`;
             ``batch_size`` counts paths processed together.
 
     Cost: at most n_classes·steps forwards and 2·n_classes·steps backward passes per explicand.

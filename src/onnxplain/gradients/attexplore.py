@@ -81,7 +81,7 @@ class AttEXplore(GradientMethod):
         ti_size: side of the TI kernel (7); 1 turns TI off.
         seed: seed of all draws.
         bounds: the input range the path is clamped to; x must lie inside.
-        output, device, batch_size: see :class:`~onnxplain.gradients.saliency.Saliency`.
+        output, device, batch_size, memory_format: see :class:`~onnxplain.gradients.saliency.Saliency`.
 
     Cost per explicand: T·N forward and backward passes (200 with the defaults).
     """

@@ -91,7 +91,7 @@ class IntegratedGradients(GradientMethod):
             padding: the GEEX reference's blur baseline), or an array of one explicand's shape
             (shared by the batch) or of the batch's shape.
         rule: ``"trapezoid"``, ``"riemann_right"`` or ``"gausslegendre"``.
-        output, device, batch_size: see :class:`~onnxplain.gradients.saliency.Saliency`.
+        output, device, batch_size, memory_format: see :class:`~onnxplain.gradients.saliency.Saliency`.
     """
 
     name = "ig"

@@ -60,7 +60,7 @@ class LA(GradientMethod):
             targeted runs is capped at K−1 for a K-class model.
         variant: ``"reference"`` or ``"paper"``.
         seed: seed of the random class selection.
-        output, device, batch_size: see :class:`~onnxplain.gradients.saliency.Saliency`;
+        output, device, batch_size, memory_format: see :class:`~onnxplain.gradients.saliency.Saliency`;
             ``batch_size`` counts runs processed together.
 
     Cost per explicand: S·T forwards, (2(S−1) + 1)·T backward passes (400 and 780 for S = T = 20).

@@ -44,7 +44,7 @@ class SmoothGrad(GradientMethod):
         sigma: standard deviation σ of the noise, absolute.
         seed: seed of the noise.
         abs: average absolute gradients.
-        output, device, batch_size: see :class:`~onnxplain.gradients.saliency.Saliency`.
+        output, device, batch_size, memory_format: see :class:`~onnxplain.gradients.saliency.Saliency`.
     """
 
     name = "smoothgrad"

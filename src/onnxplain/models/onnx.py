@@ -302,11 +302,6 @@ class OnnxModel(BaseQueryModel):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        # ORT's workers spin-wait for work, by default long after a run ends (> 50 ms measured),
-        # slowing whatever runs next on the same cores: the explainer's own numpy work, or another
-        # session (1001 queries of the demo CNN: 6.4 ms alone, 10.6 ms right after a run of a
-        # default session). They still spin during a run, where it pays.
-        options.add_session_config_entry("session.force_spinning_stop", "1")
         if intra_op_threads is not None:
             options.intra_op_num_threads = int(intra_op_threads)
         self.intra_op_threads = int(intra_op_threads or 0)
