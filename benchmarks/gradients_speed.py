@@ -104,7 +104,9 @@ def captum_comparisons(name: str, x_np: np.ndarray, steps: int, repeats: int) ->
     for kind in ("ig", "sg"):
         print(f"{name}: {kind} vs Captum, {steps} {'steps' if kind == 'ig' else 'samples'}", file=sys.stderr)
         ours, captum = _captum_pair(model, x, target, kind, steps)
-        timings, results = h.interleave({"ours": ours, "captum": captum}, repeats=repeats, warmup=1)
+        timings, results = h.interleave(
+            {"ours": ours, "captum": captum}, repeats=repeats, warmup=1, min_block=h.MIN_BLOCK_SECONDS
+        )
         if kind == "ig":
             a, b = results["ours"], results["captum"]
             diff = float(np.abs(a - b).max() / np.abs(b).max())
@@ -189,7 +191,9 @@ def _round_range(r: dict[str, Any]) -> str:
 def markdown(res: dict[str, Any]) -> str:
     lines = [
         "IG and SmoothGrad against Captum on the same torch module, explicands and targets, at equal "
-        "steps / noise samples; interleaved runs in one process after a warm-up, medians. Absolute times on "
+        "steps / noise samples; interleaved rounds in one process after a warm-up, each timing a block of "
+        f"consecutive calls (≥ {h.MIN_BLOCK_SECONDS:g} s) per contender after a {h.SETTLE_SECONDS:g} s pause; "
+        "medians of the time per call. Absolute times on "
         "a shared machine are noisy (the load is given below): the ratios (ours/Captum, median of "
         "back-to-back pairs, with the range over rounds) are the numbers to read. "
         "Δ = max |ours − Captum| / max |Captum| (SmoothGrad: Captum handed our noise).",

@@ -63,6 +63,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # -- timing -----------------------------------------------------------------------------------
 
+MIN_BLOCK_SECONDS = 0.5
+"""Blocks of short calls the peer comparisons time per round (``interleave(min_block=...)``)."""
+
 SETTLE_SECONDS = 0.1
 """Pause before each timed call of :func:`interleave` (spin-waiting threads of the previous call
 go idle; measured: a default ORT session burns ≈ 30 ms of CPU in the 50 ms after its last run)."""
@@ -101,6 +104,7 @@ def interleave(
     warmup_cases: Mapping[str, Callable[[], Any]] | None = None,
     verbose: bool = True,
     settle: float | None = None,
+    min_block: float = 0.0,
 ) -> tuple[dict[str, Timing], dict[str, Any]]:
     """Run every case ``warmup`` times, then ``repeats`` rounds alternating their order.
 
@@ -109,6 +113,12 @@ def interleave(
     Every timed call starts after a pause of ``settle`` seconds (default :data:`SETTLE_SECONDS`):
     ONNX Runtime's idle workers spin-wait for about 30 ms of CPU after a run, and a contender
     timed inside that window would pay for the other's threads.
+
+    ``min_block`` > 0 times a *block* of consecutive calls of one case per round: in the first
+    round a case is called until the block lasts ``min_block`` seconds, and every later round
+    calls it that many times; the recorded time is the block's time per call. For short calls
+    this measures the sustained rate, so the first call after the other contender (or after the
+    pause) weighs 1/k.
     ``warmup_cases`` (same keys) may give cheaper warm-up calls (e.g. a smaller budget) for cases
     whose first call only needs to fill caches. Returns ``(timings, last result of each case)``.
     """
@@ -119,13 +129,20 @@ def interleave(
             warm[name]()
     timings = {name: Timing(name) for name in names}
     results: dict[str, Any] = {}
+    block: dict[str, int] = {}  # calls per round, fixed by the first round
     for r in range(repeats):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
             time.sleep(SETTLE_SECONDS if settle is None else settle)
-            t0 = time.perf_counter()
-            results[name] = cases[name]()
-            dt = time.perf_counter() - t0
+            calls, t0 = 0, time.perf_counter()
+            while True:
+                results[name] = cases[name]()
+                calls += 1
+                elapsed = time.perf_counter() - t0
+                if calls == block.get(name) or (name not in block and elapsed >= min_block):
+                    break
+            block[name] = calls
+            dt = elapsed / calls
             timings[name].seconds.append(dt)
             if verbose:
                 print(f"  [{r + 1}/{repeats}] {name}: {dt:.3f} s", file=sys.stderr, flush=True)

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     timings, maps = h.interleave(
         {"onnxplain reference preset": run_ours_ref, "onnxplain default": run_ours_default, "reference": run_ref},
         repeats=args.repeats,
+        min_block=h.MIN_BLOCK_SECONDS,
     )
     best = h.best_per_sample_time(h.demo_onnx(), (1, 28, 28), seconds_per_size=0.3, device=args.device)
     ref_map = maps["reference"].reshape(1, 28, 28)
@@ -177,7 +178,8 @@ def markdown(res: dict[str, Any]) -> str:
     ]
     met = res["ratio_preset"] <= 0.5
     notes = [
-        f"Command: `{res['command']}`; {res['repeats']} interleaved repetitions after a warm-up; "
+        f"Command: `{res['command']}`; {res['repeats']} interleaved rounds after a warm-up, each "
+        f"timing a block of consecutive calls (≥ {h.MIN_BLOCK_SECONDS:g} s) per contender after a {h.SETTLE_SECONDS:g} s pause; "
         f"{h.load_line(res['load_before'], res['load_after'])}; reference at commit {res['reference_commit'] or 'unknown (not a git checkout)'}.",
         f"Demo MNIST CNN, digit {res['digit']} (target {res['target']}), n* = {res['queries']} forwards each, "
         f"σ = {res['sigma']} px (the paper's σ = 1.0 in normalised units; applied std σ/2). Ours: automatic batch "

@@ -131,7 +131,7 @@ def regime(
 
         cases["onnxplain at best batch"] = run_ours_best
         warm["onnxplain at best batch"] = lambda: warm_ours.explain(at_best, image, target=target)
-    timings, maps = h.interleave(cases, repeats=repeats, warmup_cases=warm)
+    timings, maps = h.interleave(cases, repeats=repeats, warmup_cases=warm, min_block=h.MIN_BLOCK_SECONDS)
     pearson = h.pearson(maps["onnxplain"], maps["lime"])
     floors = {"ours": None, "lime": None}
     if pearson < 0.99:  # a gap to explain: each side against itself with another seed (Monte-Carlo floor)
@@ -206,7 +206,8 @@ def markdown(res: dict[str, Any]) -> str:
     )
     notes = [
         f"Command: `{res['command']}`; interleaved repetitions after a warm-up (demo {res['repeats']}, "
-        f"224×224 {res['repeats_224']}), medians; "
+        f"224×224 {res['repeats_224']}), each timing a block of consecutive calls (≥ {h.MIN_BLOCK_SECONDS:g} s) "
+        f"per contender after a {h.SETTLE_SECONDS:g} s pause; medians; "
         f"{h.load_line(res['load_before'], res['load_after'])}.",
         "lime: `LimeImageExplainer(kernel_width=0.25, random_state=seed).explain_instance(..., "
         "labels=(t,), top_labels=None, hide_color=None, batch_size=10, segmentation_fn=<our segments>)` with a "
