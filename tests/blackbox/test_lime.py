@@ -188,3 +188,31 @@ def test_explain_rejects_bad_input():
     with pytest.raises(InvalidInputError, match="out of range"):
         LIME(n_samples=10).explain(model, x, target=5)
     assert model.n_queries == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_batch_of_mixed_segmentations_equals_each_explicand_alone(backend: str) -> None:
+    """Explicands that share a segmentation share the masks, those with the same segment count
+    share the design statistics; neither sharing may change any explicand's map."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(3, H, W))
+
+    def f(z):
+        v = np.tanh(flat(z) @ w.ravel() / 20)
+        return np.stack([v, -v], axis=1)
+
+    model = FunctionModel(f, (3, H, W), 2)
+    xs = rng.random((4, 3, H, W)).astype(np.float32)
+    grid16 = grid_segments(H, W, 4)
+    shuffled16 = rng.permutation(16)[grid16]  # 16 segments too, laid out differently
+    labels = np.stack([grid16, grid_segments(H, W, 3), shuffled16, grid16])
+    lime = LIME(n_samples=200, segmentation=labels, seed=5, backend=backend, batch_size=64)
+    batch = lime.explain(model, xs, target=[0, 1, 0, 1])
+    assert batch.diagnostics["n_segments"].tolist() == [16, 9, 16, 16]
+    for i in range(4):
+        alone = LIME(n_samples=200, segmentation=labels[i], seed=5, backend=backend, batch_size=64)
+        single = alone.explain(model, xs[i], target=[0, 1, 0, 1][i])
+        np.testing.assert_array_equal(batch.attributions[i], single.attributions)
+        assert batch.diagnostics["r2"][i] == single.diagnostics["r2"]

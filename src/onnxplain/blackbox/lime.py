@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import numbers
 from typing import Any
 
@@ -223,37 +224,42 @@ class LIME:
         exp = query_explicands(model, batch, single, target)
         ks = [k for _, k in segs]
         k_max = max(ks)
-        labels = [ops.index(lab.ravel()) for lab, _ in segs]
+        # explicands with the same segmentation (a grid, given labels) share the pixel masks of a
+        # sample, and those with the same segment count share the samples' design statistics
+        masks = [(ops.index(segs[group[0]][0].ravel()), group) for group in _groups(s for s, _ in segs)]
+        stats = [_RidgeStats(ops, ks[group[0]], group) for group in _groups(ks)]
         fudged = np.stack([self._fudge(batch[i], segs[i][0], segs[i][1]) for i in range(b)])
         start = ops.asarray(fudged)
         step = ops.asarray(batch - fudged)
-        stats = [_RidgeStats(ops, k) for k in ks]
 
         def make_block(k: int, lo: int, hi: int) -> Any:
             rng = ops.rng(self.seed, "lime", k)
-            d = ops.bernoulli(rng, 0.5, (hi - lo, k_max))
+            # column after column, so an explicand's samples d[:, :k] do not depend on k_max,
+            # i.e. on the segment counts of the rest of the batch
+            d = ops.bernoulli_columns(rng, 0.5, hi - lo, k_max)
             if lo == 0:
                 d[0] = 1.0  # the explicand itself, as the reference's first row
             return d
 
         def write_queries(d: Any, out: Any) -> None:
-            for i in range(b):  # one pass per explicand (their segmentations differ)
-                on = ops.take_columns(d, labels[i])  # (n, H·W): 1 where the pixel's segment is on
-                ops.mul_into(on.reshape(-1, 1, h, w), step[i], out[i])
-                out[i] += start[i]
+            for pixels, group in masks:
+                on = ops.take_columns(d, pixels).reshape(-1, 1, h, w)  # 1 where the pixel's segment is on
+                for i in group:
+                    ops.mul_into(on, step[i], out[i])
+                    out[i] += start[i]
 
         def consume(d: Any, scores: np.ndarray) -> None:
             y = ops.to64(scores)
-            for i in range(b):
-                stats[i].add(d[:, : ks[i]], y[i], self.kernel_width)
+            for st in stats:
+                st.add(d, y, self.kernel_width)
 
         stream(ops, model, self.n_samples, exp, self.batch_size, make_block, write_queries, consume)
         attributions = np.empty(batch.shape, np.float32)
         r2 = np.empty(b)
         intercept = np.empty(b)
-        for i in range(b):
-            coef, intercept[i], r2[i] = stats[i].solve(self.ridge_alpha)
-            attributions[i] = coef[segs[i][0]][None]
+        for st in stats:
+            for i, (coef, intercept[i], r2[i]) in zip(st.members, st.solve(self.ridge_alpha), strict=True):
+                attributions[i] = coef[segs[i][0]][None]
         params = {
             "n_samples": self.n_samples,
             "segmentation": self.describe_segmentation(c, h, w),
@@ -278,29 +284,54 @@ class LIME:
         return means[:, labels].astype(np.float32)
 
 
-class _RidgeStats:
-    """Streamed weighted sufficient statistics of one explicand's surrogate regression."""
+def _groups(keys: Any) -> list[list[int]]:
+    """Indices grouped by equal key (arrays compare by shape and content), in first-seen order."""
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        if isinstance(key, np.ndarray):
+            key = (key.shape, key.dtype.str, hashlib.sha256(np.ascontiguousarray(key).tobytes()).digest())
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
-    def __init__(self, ops: Ops, k: int) -> None:
+
+class _RidgeStats:
+    """Streamed weighted sufficient statistics of the surrogates of the explicands ``members``,
+    which share a segment count k and so the samples d[:, :k], the weights π and Σπ x xᵀ
+    (x = [1, d]); only the responses y differ: Σπ x y, Σπ y and Σπ y² are kept per member."""
+
+    def __init__(self, ops: Ops, k: int, members: list[int]) -> None:
         self.ops = ops
         self.k = k
-        self.xtwx = ops.zeros64((k + 1, k + 1))
-        self.xtwy = ops.zeros64((k + 1,))
-        self.sums = ops.zeros64((3,))  # Σπ, Σπy, Σπy²
+        self.members = members
+        self.xtwx = ops.zeros64((k + 1, k + 1))  # upper triangle of row 0 and the d block
+        self.xtwy = ops.zeros64((len(members), k + 1))  # a row per member (contiguous vectors)
+        self.sums = ops.zeros64((len(members), 3))  # Σπ, Σπy, Σπy²
 
     def add(self, d: Any, y: Any, kernel_width: float) -> None:
-        d = self.ops.to64(d)
+        """One block: samples ``d`` (n, ≥ k) and the (B, n) target scores of every explicand."""
+        d = self.ops.to64(d[:, : self.k])
         weights = kernel_weights(d.sum(1), self.k, kernel_width)
-        x = self.ops.to64(np.ones((len(y), self.k + 1)))
-        x[:, 1:] = d
-        xw = x * weights[:, None]
-        self.xtwx += xw.T @ x
-        self.xtwy += xw.T @ y
-        self.sums[0] += weights.sum()
-        self.sums[1] += (weights * y).sum()
-        self.sums[2] += (weights * y * y).sum()
+        dw = d * weights[:, None]
+        sw = weights.sum()
+        self.xtwx[0, 0] += sw
+        self.xtwx[0, 1:] += dw.sum(0)
+        self.xtwx[1:, 1:] += dw.T @ d
+        for j, i in enumerate(self.members):
+            # one member at a time (vector products), so its sums never depend on the group's size
+            wy = weights * y[i]
+            self.xtwy[j, 0] += wy.sum()
+            self.xtwy[j, 1:] += dw.T @ y[i]
+            self.sums[j, 0] += sw
+            self.sums[j, 1] += wy.sum()
+            self.sums[j, 2] += (wy * y[i]).sum()
 
-    def solve(self, alpha: float) -> tuple[np.ndarray, float, float]:
+    def solve(self, alpha: float) -> list[tuple[np.ndarray, float, float]]:
+        """(coefficients, intercept, weighted R²) of each member's surrogate."""
         to = self.ops.to_numpy
-        sw, swy, swyy = (float(v) for v in to(self.sums))
-        return solve_ridge(to(self.xtwx), to(self.xtwy), sw, swy, swyy, alpha)
+        xtwx = np.array(to(self.xtwx))
+        xtwx[1:, 0] = xtwx[0, 1:]
+        xtwy, sums = to(self.xtwy), to(self.sums)
+        return [
+            solve_ridge(xtwx, xtwy[j], float(sums[j, 0]), float(sums[j, 1]), float(sums[j, 2]), alpha)
+            for j in range(len(self.members))
+        ]

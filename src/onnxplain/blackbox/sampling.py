@@ -195,6 +195,11 @@ class NumpyOps:
     def bernoulli(self, rng: np.random.Generator, p: float, shape: tuple[int, ...]) -> np.ndarray:
         return (rng.random(shape, dtype=np.float32) < p).astype(np.float32)
 
+    def bernoulli_columns(self, rng: np.random.Generator, p: float, rows: int, cols: int) -> np.ndarray:
+        """A (rows, cols) 0/1 matrix drawn column after column: its first j columns are the same
+        whatever ``cols`` (the generator fills sequentially)."""
+        return np.ascontiguousarray(self.bernoulli(rng, p, (cols, rows)).T)
+
     def integers(self, rng: np.random.Generator, high: int, n: int) -> np.ndarray:
         return rng.integers(0, high, size=n)
 
@@ -256,6 +261,9 @@ class TorchOps:
     def bernoulli(self, rng: Any, p: float, shape: tuple[int, ...]) -> Any:
         u = self.torch.rand(shape, generator=rng, device=self.device, dtype=self.torch.float32)
         return (u < p).to(self.torch.float32)
+
+    def bernoulli_columns(self, rng: Any, p: float, rows: int, cols: int) -> Any:
+        return self.bernoulli(rng, p, (cols, rows)).T.contiguous()
 
     def integers(self, rng: Any, high: int, n: int) -> Any:
         return self.torch.randint(0, high, (n,), generator=rng, device=self.device)
