@@ -123,3 +123,22 @@ def test_gaussian_taps_reject_bad_sizes():
         gaussian_taps(4, 1.0)
     with pytest.raises(InvalidInputError, match="sigma"):
         gaussian_taps(5, 0.0)
+
+
+def test_numpy_normals_are_standard_normal_and_seeded():
+    from scipy import stats
+
+    ops = NumpyOps()
+    z = ops.normal(np.random.default_rng(0), (301, 3, 17, 19))  # odd count: the last pair is cut
+    assert z.shape == (301, 3, 17, 19) and z.dtype == np.float32
+    flat = z.ravel().astype(np.float64)
+    # bounds at ≈ 5 standard errors for n = 291,669
+    assert abs(flat.mean()) < 0.01 and abs(flat.std() - 1) < 0.007
+    assert abs(stats.skew(flat)) < 0.025 and abs(stats.kurtosis(flat)) < 0.05
+    assert stats.kstest(flat[:100_000], "norm").pvalue > 0.01
+    assert np.abs(flat).max() <= 5.78  # 1 − u ≥ 2⁻²⁴ bounds the radius
+    # the two halves (cos and sin of one angle) are uncorrelated
+    half = (flat.size + 1) // 2
+    n = flat.size - half
+    assert abs(np.corrcoef(flat[:n], flat[half : half + n])[0, 1]) < 0.015
+    np.testing.assert_array_equal(z, ops.normal(np.random.default_rng(0), (301, 3, 17, 19)))
