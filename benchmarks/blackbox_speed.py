@@ -371,7 +371,7 @@ def markdown(results: dict[str, Any], cmd: str, load: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per efficiency case")
-    parser.add_argument("--repeats-resnet", type=int, default=2, help="rounds on ResNet-18")
+    parser.add_argument("--repeats-resnet", type=int, default=3, help="rounds on ResNet-18")
     parser.add_argument("--n-images", type=int, default=10, help="digits for the demo-CNN parts")
     parser.add_argument("--mnist", type=Path, default=None, help="mnist_test.npz for the AOPC part")
     parser.add_argument("--aopc-images", type=int, default=100, help="held-out digits with --mnist")

@@ -126,15 +126,20 @@ def test_segmentation_choice_is_recorded():
     assert slic.params["segmentation"] == "slic(n_segments=20)" and slic.diagnostics["n_segments"] > 1
 
 
-def test_determinism_batch_size_invariance_and_counts():
-    rng = np.random.default_rng(8)
-    w = rng.normal(size=(3, H, W))
+def tanh_model(rng: np.random.Generator) -> FunctionModel:
+    """Two classes on (3, H, W): ±tanh of a random projection."""
+    w = rng.normal(size=(3, H, W)).ravel()
 
     def f(z):
-        v = np.tanh(flat(z) @ w.ravel() / 20)
+        v = np.tanh(flat(z) @ w / 20)
         return np.stack([v, -v], axis=1)
 
-    model = FunctionModel(f, (3, H, W), 2)
+    return FunctionModel(f, (3, H, W), 2)
+
+
+def test_determinism_batch_size_invariance_and_counts():
+    rng = np.random.default_rng(8)
+    model = tanh_model(rng)
     xs = rng.random((2, 3, H, W)).astype(np.float32)
     lime = LIME(n_samples=300, segmentation="grid", n_segments=16, seed=2)
     ref = lime.explain(model, xs, target=0)
@@ -197,13 +202,7 @@ def test_a_batch_of_mixed_segmentations_equals_each_explicand_alone(backend: str
     if backend == "torch":
         pytest.importorskip("torch")
     rng = np.random.default_rng(3)
-    w = rng.normal(size=(3, H, W))
-
-    def f(z):
-        v = np.tanh(flat(z) @ w.ravel() / 20)
-        return np.stack([v, -v], axis=1)
-
-    model = FunctionModel(f, (3, H, W), 2)
+    model = tanh_model(rng)
     xs = rng.random((4, 3, H, W)).astype(np.float32)
     grid16 = grid_segments(H, W, 4)
     shuffled16 = rng.permutation(16)[grid16]  # 16 segments too, laid out differently

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from onnxplain.gradients import AGI, LA, AttEXplore, IntegratedGradients, Saliency, SmoothGrad
+
 
 class Recorder(nn.Module):
     """Wraps a module and keeps a copy of every batch it is asked to score."""
@@ -110,3 +112,14 @@ def adversarial_oracle(
             a += -gy * (new - base)
             xk = new
     return a, forwards
+
+
+# Every white-box method at its cheapest settings, by registry name (callables take constructor options).
+FAST = {
+    "saliency": lambda **kw: Saliency(**kw),
+    "ig": lambda **kw: IntegratedGradients(steps=4, **kw),
+    "smoothgrad": lambda **kw: SmoothGrad(samples=4, **kw),
+    "agi": lambda **kw: AGI(steps=2, n_classes=2, **kw),
+    "attexplore": lambda **kw: AttEXplore(n_approx=2, steps=2, **kw),
+    "la": lambda **kw: LA(steps=2, samples=2, **kw),
+}

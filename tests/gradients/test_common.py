@@ -11,16 +11,7 @@ from onnxplain.errors import DeviceUnavailableError, InvalidInputError, NonFinit
 from onnxplain.explanation import Explanation
 from onnxplain.gradients import AGI, LA, AttEXplore, IntegratedGradients, Saliency, SmoothGrad
 from onnxplain.registry import WHITEBOX, get_method
-from tests.gradients.gradient_helpers import Recorder, images, make_cnn
-
-FAST = {
-    "saliency": lambda **kw: Saliency(**kw),
-    "ig": lambda **kw: IntegratedGradients(steps=4, **kw),
-    "smoothgrad": lambda **kw: SmoothGrad(samples=4, **kw),
-    "agi": lambda **kw: AGI(steps=2, n_classes=2, **kw),
-    "attexplore": lambda **kw: AttEXplore(n_approx=2, steps=2, **kw),
-    "la": lambda **kw: LA(steps=2, samples=2, **kw),
-}
+from tests.gradients.gradient_helpers import FAST, Recorder, images, make_cnn
 
 
 def test_registry_paths_resolve_to_these_classes() -> None:

@@ -8,17 +8,8 @@ import torch
 from torch import nn
 
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError
-from onnxplain.gradients import AGI, LA, AttEXplore, IntegratedGradients, Saliency, SmoothGrad
-from tests.gradients.gradient_helpers import images, make_cnn, make_linear
-
-FAST = {
-    "saliency": lambda **kw: Saliency(**kw),
-    "ig": lambda **kw: IntegratedGradients(steps=4, **kw),
-    "smoothgrad": lambda **kw: SmoothGrad(samples=4, **kw),
-    "agi": lambda **kw: AGI(steps=2, n_classes=2, **kw),
-    "attexplore": lambda **kw: AttEXplore(n_approx=2, steps=2, **kw),
-    "la": lambda **kw: LA(steps=2, samples=2, **kw),
-}
+from onnxplain.gradients import IntegratedGradients, Saliency
+from tests.gradients.gradient_helpers import FAST, images, make_cnn, make_linear
 
 
 class ViewNet(nn.Module):
