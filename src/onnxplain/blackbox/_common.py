@@ -223,9 +223,10 @@ def prefetch_pays(model: QueryModel, build_seconds: float, call_seconds: float) 
     them free: always. A CPU model already uses every core (ONNX Runtime's intra-op pool): a
     helper thread then steals cycles from the model's parallel sections, and a descheduled worker
     stalls each section's barrier. Measured on 2 cores, that costs more than it saves unless the
-    build is a large share of the call (``PREFETCH_BUILD_SHARE``): a perturbed 3×224×224 query
-    for a small CNN (build ≈ 5× the call: prefetch 8–12 % faster), but not LIME on a 28×28 CNN
-    (build ≈ 0.2× the call: prefetch 15–25 % slower) nor GEEX on ResNet-18 (≈ 0.05×: 2–4 % slower).
+    build is a large share of the call (``PREFETCH_BUILD_SHARE``): GEEX, GE or RISE queries of
+    3×224×224 for a small CNN (build ≈ 5× the call: prefetch 8–12 % faster), but not LIME on a
+    28×28 CNN (build ≈ 0.2× the call: prefetch 3–35 % slower across runs) nor GEEX on ResNet-18
+    (≈ 0.05×: within ±4 %).
     """
     if PREFETCH is not None:
         return PREFETCH
