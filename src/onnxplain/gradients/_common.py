@@ -209,7 +209,7 @@ def wants_channels_last(model: nn.Module, dtype: torch.dtype, memory_format: str
 
     ``"auto"``: when the module holds a 4-D floating weight (a 2-D convolution) and computes in
     float32, float16 or bfloat16. On CPU oneDNN's channels-last convolutions run the same passes
-    in 0.55–0.85 of the time of the default layout (``benchmarks/README.md``, white-box section);
+    in 0.57–0.85 of the time of the default layout (``benchmarks/README.md``, white-box section);
     float64 has no oneDNN kernels, so it keeps the default layout.
     """
     if memory_format == "preserve":

@@ -24,7 +24,7 @@ class Saliency(GradientMethod):
         batch_size: samples per forward/backward pass; ``None`` ≈ 8.4 M input values per pass
             (55 images at 3×224×224, at most 1024); the value used is in ``params``.
         memory_format: ``"auto"`` runs a convolutional float32/16 module channels-last for the
-            call (oneDNN on CPU: the same passes in 0.55–0.85 of the time), ``"channels_last"``
+            call (oneDNN on CPU: the same passes in 0.57–0.85 of the time), ``"channels_last"``
             forces it, ``"preserve"`` leaves module and input as they are. Parameters are frozen
             during the call; both are undone afterwards, and a module that cannot run
             channels-last (e.g. ``.view`` after a convolution) falls back to its own layout.
