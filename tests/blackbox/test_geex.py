@@ -64,6 +64,16 @@ def test_quadratic_gives_half_squares_and_completeness():
     assert abs(exp.completeness_gap) < 0.05 * (exp.score - exp.baseline_score)
 
 
+def test_quadratic_from_a_constant_baseline_integrates_from_that_baseline():
+    # From x̂ = b the path gradient averages to (x + b)/2, so ξ = (x² − b²)/2; a query centre that
+    # left out x̂ (written for the zero default) would give (x − b)²/2, off by b(x − b) ≥ 0.01 here.
+    b = 0.25
+    exp = GEEX(n_queries=20000, sigma=0.1, baseline=b).explain(quadratic(), X, target=0)
+    np.testing.assert_allclose(exp.attributions, (X**2 - b**2) / 2, atol=0.04)
+    assert np.abs(exp.attributions - (X - b) ** 2 / 2).max() > 0.08
+    assert abs(exp.completeness_gap) < 0.05 * (exp.score - exp.baseline_score)
+
+
 def test_reference_preset_reproduces_reference_conventions():
     # Reference: std σ/2 applied, divided by σ² → ∇/(4σ); α_k = k/(n*−1) covers [0, ½) so the
     # quadratic's path mean of α is ¼: ξ ≈ x²/4 / (4σ).

@@ -142,3 +142,25 @@ def test_explain_rejects_bad_input():
     with pytest.raises(QueryBudgetExceeded):
         RISE(n_masks=50).explain(limited, np.zeros(SHAPE, np.float32))
     assert limited.n_queries == 0
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_baseline_is_the_substrate_of_the_hidden_pixels(backend: str):
+    # Query i is b + M_i∘(x − b). Oracle: the same masks with a zero baseline on g(z) = f(z + b)
+    # explaining x − b make exactly those queries, so the maps must agree; a query that left b
+    # out (as the zero default may) would give f(M_i∘(x − b)) instead.
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=SHAPE).ravel()
+    b = rng.random(SHAPE).astype(np.float32)
+    x = rng.random(SHAPE).astype(np.float32)
+
+    def f(rows: np.ndarray) -> np.ndarray:
+        return np.tanh(rows @ w / 20)
+
+    model = scalar_model(f, SHAPE)
+    shifted = scalar_model(lambda rows: f(rows + b.ravel()), SHAPE)
+    ours = RISE(n_masks=200, baseline=b, backend=backend).explain(model, x, target=0)
+    oracle = RISE(n_masks=200, backend=backend).explain(shifted, x - b, target=0)
+    np.testing.assert_allclose(ours.attributions, oracle.attributions, rtol=1e-5, atol=1e-6)
+    unshifted = RISE(n_masks=200, backend=backend).explain(model, x - b, target=0)
+    assert np.abs(unshifted.attributions - oracle.attributions).max() > 0.05

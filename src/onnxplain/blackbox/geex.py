@@ -157,6 +157,7 @@ class _GaussianEstimator:
         pairs = n // 2 if self.mirror else n
         std = self.applied_std
         ops_start = ops.asarray(start)[:, None]
+        zero_start = not np.any(start)  # x̂ = 0 adds nothing (the default baseline)
         ops_step = None if step is None else ops.asarray(step)[:, None]
         if self.smoothing is not None:
             taps = gaussian_taps(*self.smoothing)
@@ -179,18 +180,19 @@ class _GaussianEstimator:
             return delta, ops.asarray(alpha.reshape(1, m, 1, 1, 1)), m
 
         def write_queries(block: tuple[Any, Any, int], out: Any) -> None:
+            # centre ± δ, the centre x̂ + α·(x − x̂) written once into the + half (three passes
+            # over the queries for a zero baseline: the centre, the − half, δ added in place)
             delta, alpha, m = block
             plus = out[:, :m]
-            if ops_step is None:
-                plus[...] = ops_start
-            else:
+            centre = ops_start
+            if ops_step is not None:
                 ops.mul_into(alpha, ops_step, plus)
-                plus += ops_start
+                if not zero_start:
+                    plus += ops_start
+                centre = plus
             if self.mirror:
-                minus = out[:, m:]
-                minus[...] = plus
-                minus -= delta
-            plus += delta
+                ops.sub_into(centre, delta, out[:, m:])
+            ops.add_into(centre, delta, plus)
 
         def consume(block: tuple[Any, Any, int], scores: np.ndarray) -> None:
             delta, _, m = block

@@ -245,6 +245,12 @@ class NumpyOps:
     def mul_into(self, a: Any, b: Any, out: np.ndarray) -> None:
         np.multiply(a, b, out=out)
 
+    def add_into(self, a: Any, b: Any, out: np.ndarray) -> None:
+        np.add(a, b, out=out)
+
+    def sub_into(self, a: Any, b: Any, out: np.ndarray) -> None:
+        np.subtract(a, b, out=out)
+
     def to64(self, a: Any) -> np.ndarray:
         return np.asarray(a, dtype=np.float64)
 
@@ -292,7 +298,10 @@ class TorchOps:
         tdtype = {np.float32: self.torch.float32, np.float64: self.torch.float64}[np.dtype(dtype).type]
         if isinstance(a, self.torch.Tensor):
             return a.to(device=self.device, dtype=tdtype)
-        return self.torch.as_tensor(np.asarray(a, dtype=dtype), device=self.device)
+        arr = np.asarray(a, dtype=dtype)
+        if not arr.flags.writeable:  # e.g. a broadcast baseline: torch warns on read-only memory
+            arr = arr.copy()
+        return self.torch.as_tensor(arr, device=self.device)
 
     def index(self, a: Any) -> Any:
         if isinstance(a, self.torch.Tensor):
@@ -315,6 +324,12 @@ class TorchOps:
 
     def mul_into(self, a: Any, b: Any, out: Any) -> None:
         self.torch.mul(a, b, out=out)
+
+    def add_into(self, a: Any, b: Any, out: Any) -> None:
+        self.torch.add(a, b, out=out)
+
+    def sub_into(self, a: Any, b: Any, out: Any) -> None:
+        self.torch.sub(a, b, out=out)
 
     def to64(self, a: Any) -> Any:
         return self.asarray(a, np.float64)
