@@ -32,7 +32,7 @@ _AUTO_MIN_CALLS = 3
 _AUTO_TOLERANCE = 0.10
 _AUTO_SECONDS_PER_CANDIDATE = 0.1
 _AUTO_MAX_SECONDS_PER_CANDIDATE = 1.0
-_AUTO_MAX_CALL_SECONDS = 0.5
+_AUTO_MAX_CALL_SECONDS = 0.25
 # Best batch sizes measured so far, keyed by (model digest, device, threads, layout).
 _BEST_BATCH_CACHE: dict[tuple[str, str, int, str], int] = {}
 
@@ -381,15 +381,16 @@ class OnnxModel(BaseQueryModel):
         """Time growing chunk sizes and keep the best throughput; cached per model and device.
 
         Each size gets a warm-up call, then its per-call time is the median of at least 3 calls
-        (robust to other jobs on a shared machine). Growth stops after two sizes in a row that
-        do not raise throughput by 5 % (CPU throughput often peaks at small batches for large
-        models and falls beyond), or before a size whose single call would take over 0.5 s at
-        the best rate seen (large models: tuning stays around a second). Among the sizes measured,
-        the largest within 10 % (``_AUTO_TOLERANCE``) of the best throughput wins: the same speed
-        in fewer calls leaves less per-call overhead to the explainer, and on a shared machine the
-        rates of neighbouring sizes in the flat part of the curve differ by more than 3 % from
-        one measurement to the next (demo CNN, six calibrations with a 3 % margin picked 64, 128,
-        256 and 512), so a tight margin picks a size at random.
+        (robust to other jobs on a shared machine). Growth stops after two sizes in a row more
+        than 10 % (``_AUTO_TOLERANCE``) below the best throughput so far (CPU throughput often
+        peaks at small batches for large models and falls beyond), before a chunk over 256 MiB,
+        or before a size whose single call would take over 0.25 s at the best rate seen (large
+        models: tuning stays around a second). Among the sizes measured, the largest within 10 %
+        of the best throughput wins (:func:`pick_batch_size`): the same speed in fewer calls
+        leaves less per-call overhead to the explainer, and on a shared machine the rates of
+        neighbouring sizes in the flat part of the curve differ by more than 3 % from one
+        measurement to the next (demo CNN, six calibrations with a 3 % margin picked 64, 128, 256
+        and 512), so a tight margin picks a size at random.
         """
         key = (self._digest, self.device, self.intra_op_threads, self.layout)
         if key in _BEST_BATCH_CACHE:
@@ -415,7 +416,7 @@ class OnnxModel(BaseQueryModel):
                 if sum(times) > _AUTO_MAX_SECONDS_PER_CANDIDATE:
                     break
             rates[size] = size / float(np.median(times))
-            stalled = 0 if rates[size] > 1.05 * best_rate else stalled + 1
+            stalled = stalled + 1 if rates[size] < (1 - _AUTO_TOLERANCE) * best_rate else 0
             best_rate = max(best_rate, rates[size])
             if stalled >= 2:
                 break
