@@ -13,7 +13,7 @@ from onnxplain.errors import (
     QueryBudgetExceeded,
 )
 from onnxplain.models import Normalize, OnnxModel, softmax
-from onnxplain.models.onnx import cuda_available, pick_batch_size
+from onnxplain.models.onnx import confirm_rates, cuda_available, pick_batch_size
 from tests.models.builders import feature_map_model, linear_model, log_model, two_input_model
 
 SHAPE = (2, 3, 4)
@@ -67,6 +67,25 @@ def test_auto_batch_size_prefers_fewer_calls_at_equal_speed() -> None:
     assert pick_batch_size(rates) == 256  # 2.4 % below the best: the same speed in half the calls
     assert pick_batch_size(rates, tolerance=0.0) == 128
     assert pick_batch_size({1: 10.0, 2: 30.0, 4: 26.0}) == 2  # 13 % slower is slower
+
+
+def test_interleaved_confirmation_cancels_a_drifting_machine() -> None:
+    # True throughputs: 256 is within 10 % of the best, so it should win. The machine slows down
+    # steadily while it is measured; one sequential pass (64, 128, 256) sees 256 last, slowest.
+    true_rate = {64: 100.0, 128: 100.0, 256: 95.0}
+    clock = iter(range(100))
+
+    def rate_of(size: int) -> float:
+        return true_rate[size] * (1.5 - 0.05 * next(clock))
+
+    sequential = {size: rate_of(size) for size in true_rate}
+    assert pick_batch_size(sequential) == 128  # 256 looks 11 % slower than 64
+    confirmed = confirm_rates(list(true_rate), rate_of, rounds=3)
+    assert pick_batch_size(confirmed) == 256
+    calls = iter(range(100))
+    order: list[int] = []
+    confirm_rates([1, 2, 3], lambda size: order.append(size) or float(next(calls)), rounds=3)
+    assert order == [1, 2, 3, 3, 2, 1, 1, 2, 3]
 
 
 def test_fixed_batch_dimension_is_padded(batch: np.ndarray) -> None:
