@@ -1,16 +1,17 @@
 """Black-box explainers (GEEX, GE, RISE, LIME): streaming memory, query efficiency, and GEEX vs IG.
 
-    python -m benchmarks.blackbox_speed [--repeats 3] [--mnist PATH --n-images 100] [--skip-resnet]
+    python -m benchmarks.blackbox_speed [--repeats 5] [--mnist PATH --n-images 100] [--skip-resnet]
 
 1. **Memory does not grow with the budget.** Peak RSS added by one explanation of a 3×224×224
    input at 1k vs 20k queries (GEEX; RISE and LIME too), each run in a fresh subprocess
    (``harness.run_isolated``). The model is a cheap linear scorer (a ``FunctionModel``) so that
    what is measured is the explainer's own memory; goal: 20k within 10 % of 1k.
 2. **Query efficiency** = ``n_queries`` × the model's best per-sample time / the explanation's
-   wall time. The per-sample limit is re-measured *in every round*, right next to the
-   explanation: a plain ``onnxruntime.InferenceSession`` runs the same number of forwards at
-   the best batch size of a sweep (``harness.best_per_sample_time``); rounds are interleaved
-   and we publish the median of the per-round ratios. Models: the demo MNIST CNN and a
+   wall time. The per-sample limit is re-measured *in every round*, around the explanation:
+   a plain ``onnxruntime.InferenceSession`` runs half the forwards (in full chunks of the best
+   batch size of a sweep, ``harness.best_per_sample_time``) right before the explanation and
+   half right after it, so a drift of the shared machine's speed during the round weighs on
+   both sides alike; we publish the median of the per-round ratios. Models: the demo MNIST CNN and a
    torchvision ResNet-18 with random weights exported to ONNX. The explainers use
    ``OnnxModel(..., output="probs")`` with its automatic batch size (also shown), and, when that
    differs from the sweep's best size, once more with the sweep's size.
@@ -144,14 +145,14 @@ def run_efficiency(model_name: str, repeats: int, n_images: int, budget: int = 0
         file=sys.stderr,
     )
 
-    def plain(n: int) -> float:
+    def plain(n: int) -> tuple[float, int]:
+        """(seconds, samples) of the plain session for about ``n`` forwards, in full chunks."""
+        time.sleep(h.SETTLE_SECONDS)
+        calls = max(1, round(n / best.batch_size))
         t0 = time.perf_counter()
-        full, rest = divmod(n, best.batch_size)
-        for _ in range(full):
+        for _ in range(calls):
             session.run(None, {feed_name: chunk})
-        if rest:
-            session.run(None, {feed_name: chunk[:rest]})
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, calls * best.batch_size
 
     rows = []
     for method, explainer in explainers(model_name, budget).items():
@@ -160,20 +161,15 @@ def run_efficiency(model_name: str, repeats: int, n_images: int, budget: int = 0
             limit_times: list[float] = []
             walls: list[float] = []
             fractions: list[float] = []
-
-            def limit(limit_times: list[float] = limit_times, n_queries: int = n_queries) -> None:
-                limit_times.append(plain(n_queries))
-
-            def ours(
-                walls: list[float] = walls, fractions: list[float] = fractions, model: Any = model,
-                explainer: Any = explainer,
-            ) -> None:
+            for _ in range(repeats):  # limit (first half), explanation, limit (second half)
+                before, n_before = plain(n_queries / 2)
+                time.sleep(h.SETTLE_SECONDS)
                 t0 = time.perf_counter()
                 exp = explainer.explain(model, x)
                 walls.append(time.perf_counter() - t0)
                 fractions.append(exp.model_seconds / exp.seconds)
-
-            h.interleave({"limit": limit, "ours": ours}, repeats=repeats, warmup=0, verbose=False)
+                after, n_after = plain(n_queries / 2)
+                limit_times.append(n_queries * (before + after) / (n_before + n_after))
             per_round = [a / b for a, b in zip(limit_times, walls, strict=True)]
             row = {
                 "model": model_name,
@@ -300,8 +296,9 @@ def markdown(results: dict[str, Any], cmd: str, load: str) -> str:
         best = eff["best"]
         out += [
             f"**Query efficiency, {model_name}** (plain ORT best {best['per_sample'] * 1e6:.0f} µs/sample at "
-            f"batch {best['batch_size']} when measured first; ratio = plain-session time for the same "
-            "number of forwards ÷ explanation wall time, median of interleaved rounds):",
+            f"batch {best['batch_size']} when measured first; efficiency = plain-session time for the same "
+            "number of forwards, measured half before and half after the explanation in each round, "
+            "÷ the explanation's wall time; median over rounds):",
             "",
             h.md_table(
                 ["method", "images", "n_queries", "OnnxModel batch", "wall (median)", "efficiency",
@@ -370,7 +367,7 @@ def markdown(results: dict[str, Any], cmd: str, load: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds per efficiency case")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per efficiency case (demo CNN)")
     parser.add_argument("--repeats-resnet", type=int, default=3, help="rounds on ResNet-18")
     parser.add_argument("--n-images", type=int, default=10, help="digits for the demo-CNN parts")
     parser.add_argument("--mnist", type=Path, default=None, help="mnist_test.npz for the AOPC part")
