@@ -192,8 +192,9 @@ class NumpyOps:
 
         Vectorised and in place it costs 3.4 ns a number on an AVX-512 Xeon against 8.1 ns for
         numpy's ziggurat ``standard_normal`` (which made up a quarter of GEEX's wall time on the
-        demo CNN), and 6–9 ns against 11–12 ns on an AVX2-only EPYC. There numpy's float32
-        ``log1p`` has no SIMD loop (11.8 ns a number, ``log`` 2.3 ns), so ln(1 − u₁) is taken as
+        demo CNN), 3–7 ns against 8.6–9.4 ns on an AVX-512 EPYC (Zen 4), and 6–9 ns against
+        11–12 ns on an AVX2-only EPYC. There numpy's float32 ``log1p`` has no SIMD loop (11.8 ns
+        a number, ``log`` 2.3 ns; on the Zen 4 both take 0.4–0.5 ns), so ln(1 − u₁) is taken as
         ``log`` of 1 − u₁, which float32 holds exactly (u₁ is a multiple of 2⁻²⁴).
         1 − u₁ ∈ [2⁻²⁴, 1] bounds |z| ≤ 5.77: the tail beyond has probability 8·10⁻⁹.
         """
