@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError
-from onnxplain.gradients import IntegratedGradients, Saliency
+from onnxplain.gradients import IntegratedGradients, Saliency, SmoothGrad
+from onnxplain.gradients._common import sum_groups
 from tests.gradients.gradient_helpers import FAST, images, make_cnn, make_linear
 
 
@@ -114,6 +115,44 @@ def test_a_model_that_cannot_run_channels_last_falls_back_to_its_own_layout() ->
     # asked for explicitly, channels-last still falls back rather than failing
     forced = IntegratedGradients(steps=4, memory_format="channels_last").explain(net, x)
     np.testing.assert_array_equal(forced.attributions, plain.attributions)
+
+
+@pytest.mark.parametrize("method", [IntegratedGradients(steps=4), SmoothGrad(samples=4)], ids=["ig", "smoothgrad"])
+def test_the_fallback_also_covers_a_first_forward_on_a_channels_last_chunk(method) -> None:
+    # with an explicit target IG skips the forward of x, so its first forward is a path chunk,
+    # which is written channels-last; SmoothGrad's chunks are too
+    x = images(2)
+    auto = method.explain(ViewNet().eval(), x, target=[1, 2])
+    assert auto.params["memory_format"] == "preserve"
+    plain = type(method)(**{**_settings(method), "memory_format": "preserve"}).explain(ViewNet().eval(), x, target=[1, 2])
+    np.testing.assert_array_equal(auto.attributions, plain.attributions)
+
+
+def _settings(method) -> dict:
+    return {"steps": 4} if isinstance(method, IntegratedGradients) else {"samples": 4}
+
+
+@pytest.mark.parametrize("name", sorted(FAST))
+def test_attributions_come_back_c_contiguous_in_the_inputs_layout(name: str) -> None:
+    e = FAST[name]().explain(make_cnn(), images(2))
+    assert e.params["memory_format"] == "channels_last"
+    assert e.attributions.shape == (2, 3, 16, 16)
+    assert e.attributions.flags["C_CONTIGUOUS"]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_sum_groups_sums_consecutive_rows_in_either_layout(channels_last: bool) -> None:
+    g = torch.randn(6, 3, 5, 4, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack([g[0:3].sum(0), g[3:6].sum(0)])
+    if channels_last:
+        g = g.contiguous(memory_format=torch.channels_last)
+    out = sum_groups(g, 2)
+    assert out.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    # the same values, bit for bit, as the strided reduction over the NCHW view
+    torch.testing.assert_close(out, g.reshape(2, 3, 3, 5, 4).sum(dim=1), rtol=0, atol=0)
+    flat = torch.arange(12.0).view(6, 2)  # not 4-D: the plain reshape-sum
+    torch.testing.assert_close(sum_groups(flat, 3), flat.view(3, 2, 2).sum(1))
 
 
 def test_a_genuine_model_error_is_not_swallowed_by_the_fallback() -> None:

@@ -16,6 +16,7 @@ from onnxplain.gradients._common import (
     check_choice,
     check_positive_int,
     gather,
+    sum_groups,
 )
 from onnxplain.gradients.baselines import check_baseline_spec, describe_baseline, make_baseline
 
@@ -137,10 +138,13 @@ class IntegratedGradients(GradientMethod):
         at_zero = torch.empty_like(at_one)
         total = torch.zeros_like(x)
         shape = (1, -1) + (1,) * (x.ndim - 1)
+        x_l, base_l = run.in_layout(x), run.in_layout(base)
         for i0, i1, k0, k1 in plan_chunks(x.shape[0], self.steps, run.batch_size):
             nb, nk = i1 - i0, k1 - k0
-            pts = torch.lerp(base[i0:i1, None], x[i0:i1, None], alphas[k0:k1].view(shape))
-            pts = pts.reshape(-1, *x.shape[1:])
+            pts = run.empty_chunk((nb * nk, *x.shape[1:]))
+            torch.lerp(
+                base_l[i0:i1, None], x_l[i0:i1, None], alphas[k0:k1].view(shape), out=pts.view(nb, nk, *x.shape[1:])
+            )
             tgt = targets[i0:i1].repeat_interleave(nk)
             w = weights[k0:k1].repeat(nb)  # the quadrature weights, applied inside the backward pass
             g, val = run.grad(pts, tgt, w)
@@ -149,7 +153,7 @@ class IntegratedGradients(GradientMethod):
                 at_one[i0:i1] = path_vals[:, k_one - k0]
             if k_zero is not None and k0 <= k_zero < k1:
                 at_zero[i0:i1] = path_vals[:, k_zero - k0]
-            total[i0:i1] += g.view(nb, nk, *x.shape[1:]).sum(dim=1)
+            total[i0:i1] += sum_groups(g, nb)
         attributions = total * (x - base)
         if score is None:
             score = at_one if k_one is not None else gather(run.scores(x), targets)

@@ -16,6 +16,7 @@ from onnxplain.gradients._common import (
     check_nonnegative,
     check_positive_int,
     check_seed,
+    sum_groups,
     torch_generator,
 )
 from onnxplain.gradients.integrated import plan_chunks
@@ -85,16 +86,25 @@ class SmoothGrad(GradientMethod):
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
-        """δ_start … δ_{stop−1} for one explicand of ``shape``: a (stop − start, *shape) tensor."""
+        """σ·δ_start … σ·δ_{stop−1} for one explicand of ``shape``: a (stop − start, *shape) tensor.
+
+        Noise block j (samples j·B … (j+1)·B − 1, B = ``NOISE_BLOCK``) is ``randn((B, *shape))``
+        from its own generator, so a sample's noise does not depend on how samples are chunked.
+        Whole blocks are drawn in place (``normal_`` on a contiguous slice draws what ``randn``
+        would), so the common case makes no concatenated copy.
+        """
         stop = self.samples if stop is None else stop
-        device = torch.device(device)
-        blocks = []
+        out = torch.empty((stop - start, *shape), device=device, dtype=dtype)
         for j in range(start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK + 1):
-            n = min(NOISE_BLOCK, self.samples - j * NOISE_BLOCK)
-            gen = torch_generator(np.random.SeedSequence(self.seed, spawn_key=(_STREAM, j)), device)
-            blocks.append(torch.randn((n, *shape), generator=gen, device=device, dtype=dtype))
-        first = start - (start // NOISE_BLOCK) * NOISE_BLOCK
-        return torch.cat(blocks)[first : first + stop - start] * self.sigma
+            b0, b1 = j * NOISE_BLOCK, min((j + 1) * NOISE_BLOCK, self.samples)
+            lo, hi = max(b0, start), min(b1, stop)
+            gen = torch_generator(np.random.SeedSequence(self.seed, spawn_key=(_STREAM, j)), out.device)
+            if (lo, hi) == (b0, b1):
+                out[lo - start : hi - start].normal_(generator=gen)
+            else:
+                block = torch.randn((b1 - b0, *shape), generator=gen, device=out.device, dtype=dtype)
+                out[lo - start : hi - start] = block[lo - b0 : hi - b0]
+        return out.mul_(self.sigma)
 
     def _attribute(
         self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
@@ -106,9 +116,10 @@ class SmoothGrad(GradientMethod):
             nb, nk = i1 - i0, k1 - k0
             if cached is None or cached[:2] != (k0, k1):
                 cached = (k0, k1, self.noise(shape, start=k0, stop=k1, device=x.device, dtype=x.dtype))
-            pts = (x[i0:i1, None] + cached[2][None]).reshape(-1, *shape)
+            pts = run.empty_chunk((nb * nk, *shape))
+            torch.add(x[i0:i1, None], cached[2][None], out=pts.view(nb, nk, *shape))
             g, _ = run.grad(pts, targets[i0:i1].repeat_interleave(nk))
             if self.abs:
                 g = g.abs()
-            total[i0:i1] += g.view(nb, nk, *shape).sum(dim=1)
+            total[i0:i1] += sum_groups(g, nb)
         return Result(total / self.samples, params={"noise_block": NOISE_BLOCK})
