@@ -145,3 +145,32 @@ def test_same_noise_as_our_geex() -> None:
     np.testing.assert_allclose(plus, noise * sigma / 2, rtol=1e-6, atol=1e-7)
     minus = np.concatenate([queries[k + BLOCK // 2 : k + BLOCK] for k in range(0, n, BLOCK)])
     np.testing.assert_allclose(minus, -plus, atol=1e-7)
+
+
+def test_profile_splits_onnx_runtime_time_from_the_rest() -> None:
+    import cProfile
+    import pstats
+
+    from benchmarks.profile_blackbox import own_times
+    from onnxplain.models.onnx import OnnxModel
+
+    model = OnnxModel(linear_model(np.ones((12, 3), np.float32), (3, 2, 2)), batch_size=4)
+    x = np.random.default_rng(0).random((64, 3, 2, 2), dtype=np.float32)
+
+    def numpy_work() -> None:
+        for _ in range(20):
+            np.sort(np.random.default_rng(1).random(20_000))
+
+    prof = cProfile.Profile()
+    prof.enable()
+    model(x)
+    numpy_work()
+    prof.disable()
+    in_ort, rest = own_times(pstats.Stats(prof))
+    names = [name for name, _ in rest]
+    total = sum(t for _, t in rest) + in_ort
+    assert 0 < in_ort < total
+    assert not any("onnxruntime_pybind11_state.run" in n for n in names)  # counted once, on its side
+    assert any("sort" in n for n in names)
+    assert [t for _, t in rest] == sorted((t for _, t in rest), reverse=True)
+    assert model.n_queries == 64 and model.n_calls == 16  # 16 calls of 4 went through ORT's run
