@@ -187,11 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = h.load_average()
     res = run(args)
     res.update({"command": h.command(argv), "load_before": load_before, "load_after": h.load_average()})
-    h.save_results(NAME, res)
-    md = markdown(res)
-    h.write_section(NAME, md)
-    print(md)
-    return 0
+    return h.publish(NAME, res, markdown(res))
 
 
 if __name__ == "__main__":

@@ -310,11 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "captum": comparisons,
         "exploration": exploration,
     }
-    h.save_results(NAME, res)
-    md = markdown(res)
-    h.write_section(NAME, md)
-    print(md)
-    return 0
+    return h.publish(NAME, res, markdown(res))
 
 
 if __name__ == "__main__":

@@ -733,6 +733,16 @@ def save_results(name: str, data: Mapping[str, Any]) -> Path:
     return path
 
 
+def publish(name: str, data: Mapping[str, Any], markdown: str, *, save: bool = True) -> int:
+    """A script's ending: its raw numbers to ``results/<name>.json`` and its block of the README
+    (unless ``save`` is False, e.g. a skipped comparison), the block printed; the exit status 0."""
+    if save:
+        save_results(name, data)
+        write_section(name, markdown)
+    print(markdown)
+    return 0
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, (np.integer,)):
         return int(obj)

@@ -212,12 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     res.update(
         {"command": h.command(argv), "repeats": args.repeats, "load_before": load_before, "load_after": h.load_average()}
     )
-    md = markdown(res)
-    if not res.get("skipped"):
-        h.save_results(NAME, res)
-        h.write_section(NAME, md)
-    print(md)
-    return 0
+    return h.publish(NAME, res, markdown(res), save=not res.get("skipped"))
 
 
 if __name__ == "__main__":

@@ -260,11 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_after": h.load_average(),
         "regimes": regimes,
     }
-    h.save_results(NAME, res)
-    md = markdown(res)
-    h.write_section(NAME, md)
-    print(md)
-    return 0
+    return h.publish(NAME, res, markdown(res))
 
 
 if __name__ == "__main__":

@@ -140,11 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_before": load_before,
         "load_after": h.load_average(),
     }
-    md = markdown(res)
-    h.save_results(NAME, res)
-    h.write_section(NAME, md)
-    print(md)
-    return 0
+    return h.publish(NAME, res, markdown(res))
 
 
 if __name__ == "__main__":

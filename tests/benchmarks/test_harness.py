@@ -85,6 +85,18 @@ def test_write_section_replaces_only_its_block(tmp_path, monkeypatch) -> None:
     assert "ignored" not in readme.read_text()
 
 
+def test_publish_saves_and_writes_unless_told_not_to(monkeypatch, capsys) -> None:
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(h, "save_results", lambda name, data: calls.append(("save", name)))
+    monkeypatch.setattr(h, "write_section", lambda name, md: calls.append(("write", md)))
+    assert h.publish("x", {"a": 1}, "| table |") == 0
+    assert calls == [("save", "x"), ("write", "| table |")]
+    assert "| table |" in capsys.readouterr().out
+    calls.clear()
+    assert h.publish("x", {"skipped": "no path"}, "skipped", save=False) == 0
+    assert calls == [] and "skipped" in capsys.readouterr().out
+
+
 def test_run_isolated_sees_a_known_allocation() -> None:
     run = h.run_isolated("benchmarks.harness:calibration_setup", {"mib": 200})
     assert run.peak_reset
