@@ -57,9 +57,9 @@ def memory_setup(method: str, n: int) -> Callable[[], dict[str, Any]]:
 
     model = FunctionModel(scorer, shape, 10, output="probs", batch_size=64)
     explainer = {
-        "geex": lambda: GEEX(n_queries=n, batch_size=64),
-        "rise": lambda: RISE(n_masks=n, batch_size=64),
-        "lime": lambda: LIME(n_samples=n, batch_size=64, segmentation="grid", n_segments=64),
+        "geex": lambda: GEEX(n_queries=n, queries_per_call=64),
+        "rise": lambda: RISE(n_masks=n, queries_per_call=64),
+        "lime": lambda: LIME(n_samples=n, queries_per_call=64, segmentation="grid", n_segments=64),
     }[method]()
     x = h.natural_image(224)
 

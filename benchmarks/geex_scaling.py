@@ -43,7 +43,7 @@ def setup(
     model = h.query_model(h.onnx_model_path(model_name), device, rehearse)
     batch_size = model.best_batch_size()
     x = h.demo_digit(0) if model_name == "demo" else h.natural_image(224)
-    explainer = GEEX(n_queries=n_queries, seed=seed, backend=h.backend(rehearse))
+    explainer = GEEX(n_queries=n_queries, seed=seed, array_backend=h.backend(rehearse))
 
     def call() -> dict[str, Any]:
         exp = explainer.explain(model, x)

@@ -70,10 +70,10 @@ def build_explainers(queries: int, seed: int, batch_size: int, names: list[str])
     all_methods: dict[str, Any] = {
         "SG": SmoothGrad(samples=50, sigma=sigma, seed=seed),
         "IG": IntegratedGradients(steps=50, baseline=zero),
-        "RISE": RISE(n_masks=queries, grid=7, p_keep=0.5, baseline=zero, seed=seed, batch_size=batch_size),
-        "LIME": LIME(n_samples=queries, seed=seed, batch_size=batch_size),
-        "GE": GE(n_queries=queries, sigma=sigma, seed=seed, batch_size=batch_size),
-        "GEEX": GEEX(n_queries=queries, sigma=sigma, baseline=zero, seed=seed, batch_size=batch_size),
+        "RISE": RISE(n_masks=queries, grid=7, p_keep=0.5, baseline=zero, seed=seed, queries_per_call=batch_size),
+        "LIME": LIME(n_samples=queries, seed=seed, queries_per_call=batch_size),
+        "GE": GE(n_queries=queries, sigma=sigma, seed=seed, queries_per_call=batch_size),
+        "GEEX": GEEX(n_queries=queries, sigma=sigma, baseline=zero, seed=seed, queries_per_call=batch_size),
         "Saliency": Saliency(),
         "AGI": AGI(seed=seed),
         "AttEXplore": AttEXplore(input_diversity="resize", seed=seed),  # a fixed-size CNN (LA repo: DIResize)
@@ -169,20 +169,20 @@ def ablation_maps(
     sigma = MNIST_STD * PAPER_SIGMA / 2
     variants = {
         # P4: the camera-ready code drew n* base noises and mirrored each, i.e. 2·n* forwards
-        f"GEEX n*={2 * queries}": GEEX(n_queries=2 * queries, sigma=sigma, baseline=MNIST_MEAN, seed=seed, batch_size=batch_size),
+        f"GEEX n*={2 * queries}": GEEX(n_queries=2 * queries, sigma=sigma, baseline=MNIST_MEAN, seed=seed, queries_per_call=batch_size),
         # the HEAD reference conventions: α only on [0, ½), shared noise plane, σ/2 applied std
         "GEEX reference": GEEX.reference(
-            n_queries=queries, sigma=MNIST_STD * PAPER_SIGMA, baseline=MNIST_MEAN, seed=seed, batch_size=batch_size
+            n_queries=queries, sigma=MNIST_STD * PAPER_SIGMA, baseline=MNIST_MEAN, seed=seed, queries_per_call=batch_size
         ),
         # σ = 1.0 read as the applied std (0.308 pixels) instead of the reference's σ/2
-        "GEEX sigma=0.308": GEEX(n_queries=queries, sigma=2 * sigma, baseline=MNIST_MEAN, seed=seed, batch_size=batch_size),
+        "GEEX sigma=0.308": GEEX(n_queries=queries, sigma=2 * sigma, baseline=MNIST_MEAN, seed=seed, queries_per_call=batch_size),
         # another seed: the Monte-Carlo spread of the main row
-        "GEEX seed+1": GEEX(n_queries=queries, sigma=sigma, baseline=MNIST_MEAN, seed=seed + 1, batch_size=batch_size),
+        "GEEX seed+1": GEEX(n_queries=queries, sigma=sigma, baseline=MNIST_MEAN, seed=seed + 1, queries_per_call=batch_size),
         # is GE's gap Monte-Carlo noise?
-        f"GE n*={2 * queries}": GE(n_queries=2 * queries, sigma=sigma, seed=seed, batch_size=batch_size),
+        f"GE n*={2 * queries}": GE(n_queries=2 * queries, sigma=sigma, seed=seed, queries_per_call=batch_size),
         # LIME's segmentation on 28×28 digits is not given by the paper
-        "LIME slic": LIME(n_samples=queries, segmentation="slic", seed=seed, batch_size=batch_size),
-        "LIME grid 14x14": LIME(n_samples=queries, segmentation="grid", n_segments=196, seed=seed, batch_size=batch_size),
+        "LIME slic": LIME(n_samples=queries, segmentation="slic", seed=seed, queries_per_call=batch_size),
+        "LIME grid 14x14": LIME(n_samples=queries, segmentation="grid", n_segments=196, seed=seed, queries_per_call=batch_size),
     }
     out = {}
     for name, method in variants.items():

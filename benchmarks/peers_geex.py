@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     same = our_noise(args.seed, n // 2, (1, 28, 28), BLOCK, "torch" if args.rehearse_cuda_path else "numpy")
     ref.masks = torch.from_numpy(same) / 2  # the reference's noise is N(0, I/4): randn / 2
 
-    ours_ref = GEEX.reference(n_queries=n, sigma=SIGMA_REF, seed=args.seed, backend=bk)
-    ours_default = GEEX(n_queries=n, sigma=SIGMA_REF / 2, seed=args.seed, backend=bk)
+    ours_ref = GEEX.reference(n_queries=n, sigma=SIGMA_REF, seed=args.seed, array_backend=bk)
+    ours_default = GEEX(n_queries=n, sigma=SIGMA_REF / 2, seed=args.seed, array_backend=bk)
 
     def run_ref() -> np.ndarray:
         return ref.explain(net, img, batch_size=64, target_class=target).numpy()

@@ -100,7 +100,7 @@ def regime(
         lime_model_seconds[0] += time.perf_counter() - t
         return out
 
-    ours = LIME(n_samples=n_samples, segmentation=segments, seed=seed, backend=bk)
+    ours = LIME(n_samples=n_samples, segmentation=segments, seed=seed, array_backend=bk)
 
     def run_ours() -> np.ndarray:
         exp = ours.explain(ours_model, image, target=target)
@@ -114,7 +114,7 @@ def regime(
         return out
 
     best = h.best_per_sample_time(path, shape, seconds_per_size=0.3, device=device)
-    warm_ours = LIME(n_samples=20, segmentation=segments, seed=seed, backend=bk)
+    warm_ours = LIME(n_samples=20, segmentation=segments, seed=seed, array_backend=bk)
     cases = {"onnxplain": run_ours, "lime": run_lime}
     warm = {
         "onnxplain": lambda: warm_ours.explain(ours_model, image, target=target),
@@ -136,7 +136,7 @@ def regime(
     floors = {"ours": None, "lime": None}
     if pearson < 0.99:  # a gap to explain: each side against itself with another seed (Monte-Carlo floor)
         other_seed = seed + 1
-        ours_b = LIME(n_samples=n_samples, segmentation=segments, seed=other_seed, backend=bk).explain(
+        ours_b = LIME(n_samples=n_samples, segmentation=segments, seed=other_seed, array_backend=bk).explain(
             ours_model, image, target=target
         )
         floors["ours"] = h.pearson(maps["onnxplain"], ours_b.attributions[0])

@@ -79,7 +79,7 @@ def setup_ours(
     model = h.query_model(h.onnx_model_path(MODEL), device, rehearse)
     batch_size = model.best_batch_size()
     img = h.natural_image(224)
-    explainer = RISE(n_masks=n_masks, grid=GRID, p_keep=P1, baseline=0.0, seed=seed, backend=h.backend(rehearse))
+    explainer = RISE(n_masks=n_masks, grid=GRID, p_keep=P1, baseline=0.0, seed=seed, array_backend=h.backend(rehearse))
 
     def call() -> dict[str, Any]:
         exp = explainer.explain(model, img)

@@ -150,7 +150,7 @@ def test_same_noise_as_our_geex() -> None:
     model = FunctionModel(f, (1, 4, 4), 2)
     sigma, n = 0.5, 4 * BLOCK
     x = np.zeros((1, 4, 4), np.float32)  # x = baseline = 0: every query is ±(σ/2)·noise
-    GEEX.reference(n_queries=n, sigma=sigma, seed=3, batch_size=BLOCK).explain(model, x, target=0)
+    GEEX.reference(n_queries=n, sigma=sigma, seed=3, queries_per_call=BLOCK).explain(model, x, target=0)
     queries = np.concatenate(seen[2:])  # after f(x) and f(x̂)
     plus = np.concatenate([queries[k : k + BLOCK // 2] for k in range(0, n, BLOCK)])
     noise = our_noise(3, n // 2, (1, 4, 4), BLOCK)

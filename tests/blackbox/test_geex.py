@@ -136,7 +136,7 @@ def test_smoothing_estimates_a_blurred_gradient_with_preserved_scale():
     shape = (1, 12, 12)
     model = scalar_model(lambda r: r.sum(axis=1), shape)
     x = np.ones(shape, np.float32)
-    from onnxplain.blackbox.sampling import filter_operator, gaussian_taps
+    from onnxplain.filters import filter_operator, gaussian_taps
 
     taps = gaussian_taps(5, 0.7)
     taps /= np.linalg.norm(taps)
@@ -182,10 +182,10 @@ def test_onnx_and_torch_models_give_the_same_map(demo_models):
 
 def test_torch_backend_feeds_the_onnx_model_device_tensors(demo_models):
     onnx_model, _, digits = demo_models
-    cpu = GEEX(n_queries=2000, backend="numpy").explain(onnx_model, digits[0])
-    dev = GEEX(n_queries=2000, backend="torch").explain(onnx_model, digits[0])
-    again = GEEX(n_queries=2000, backend="torch", batch_size=128).explain(onnx_model, digits[0])
-    assert dev.params["backend"] == "torch"
+    cpu = GEEX(n_queries=2000, array_backend="numpy").explain(onnx_model, digits[0])
+    dev = GEEX(n_queries=2000, array_backend="torch").explain(onnx_model, digits[0])
+    again = GEEX(n_queries=2000, array_backend="torch", queries_per_call=128).explain(onnx_model, digits[0])
+    assert dev.params["array_backend"] == "torch"
     np.testing.assert_array_equal(dev.attributions, again.attributions)
     # Different random streams, same estimand: each agrees with a 20k-query map as well as
     # the other does (measured: 0.74 numpy, 0.77 torch; a wrong torch path scores ~0).
@@ -203,7 +203,7 @@ def test_same_seed_same_map_whatever_the_batch_size():
     xs = np.stack([X, X * 0.5, X[:, ::-1].copy()])
     ref = GEEX(n_queries=1000, seed=3).explain(quadratic(), xs, target=0)
     for batch_size in (1, 64, 100, 5000):
-        other = GEEX(n_queries=1000, seed=3, batch_size=batch_size).explain(quadratic(), xs, target=0)
+        other = GEEX(n_queries=1000, seed=3, queries_per_call=batch_size).explain(quadratic(), xs, target=0)
         np.testing.assert_array_equal(other.attributions, ref.attributions)
     single = GEEX(n_queries=1000, seed=3).explain(quadratic(), xs[1], target=0)
     np.testing.assert_array_equal(single.attributions, ref.attributions[1])
@@ -212,8 +212,8 @@ def test_same_seed_same_map_whatever_the_batch_size():
 
 def test_torch_backend_same_map_whatever_the_batch_size():
     pytest.importorskip("torch")
-    a = GEEX(n_queries=1000, backend="torch", batch_size=64).explain(quadratic(), X, target=0)
-    b = GEEX(n_queries=1000, backend="torch", batch_size=1000).explain(quadratic(), X, target=0)
+    a = GEEX(n_queries=1000, array_backend="torch", queries_per_call=64).explain(quadratic(), X, target=0)
+    b = GEEX(n_queries=1000, array_backend="torch", queries_per_call=1000).explain(quadratic(), X, target=0)
     np.testing.assert_array_equal(a.attributions, b.attributions)
     np.testing.assert_allclose(a.attributions, X**2 / 2, atol=0.1)
 
@@ -221,7 +221,7 @@ def test_torch_backend_same_map_whatever_the_batch_size():
 def test_batched_explicands_share_model_calls():
     model = scalar_model(lambda r: 0.5 * (r**2).sum(axis=1), SHAPE, batch_size=4096)
     xs = np.stack([X] * 4)
-    exp = GEEX(n_queries=256, batch_size=1024).explain(model, xs, target=0)
+    exp = GEEX(n_queries=256, queries_per_call=1024).explain(model, xs, target=0)
     # 1 call for f(x), 1 for f(x̂), then 4 explicands × 256 queries in one call.
     assert model.n_calls == 3
     assert model.n_queries == exp.n_queries == 4 * (256 + 2)
@@ -244,7 +244,7 @@ def test_query_count_and_odd_budget():
 def test_blur_and_array_baselines():
     model = quadratic()
     blurred = GEEX(n_queries=200, baseline="blur").explain(model, X, target=0)
-    from onnxplain.blackbox.sampling import blur
+    from onnxplain.filters import blur
 
     xhat = blur(X[None])[0]
     assert blurred.baseline_score == pytest.approx(0.5 * float((xhat.astype(np.float64) ** 2).sum()), rel=1e-5)
@@ -281,8 +281,8 @@ def test_top_class_is_the_default_target():
         ({"baseline": np.full(SHAPE, np.nan)}, "baseline"),
         ({"baseline": float("inf")}, "baseline"),
         ({"seed": -1}, "seed"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"backend": "cuda"}, "backend"),
+        ({"queries_per_call": 0}, "queries_per_call"),
+        ({"array_backend": "cuda"}, "array_backend"),
         ({"mirror": "yes"}, "mirror"),
         ({"scale": "half"}, "scale"),
     ],

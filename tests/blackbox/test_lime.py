@@ -146,13 +146,13 @@ def test_determinism_batch_size_invariance_and_counts():
     assert model.n_queries == ref.n_queries == 2 * 301
     assert ref.diagnostics["r2"].shape == (2,) and ref[1].diagnostics["n_segments"] == 16
     for batch_size in (1, 64, 1000):
-        other = LIME(n_samples=300, segmentation="grid", n_segments=16, seed=2, batch_size=batch_size).explain(
+        other = LIME(n_samples=300, segmentation="grid", n_segments=16, seed=2, queries_per_call=batch_size).explain(
             model, xs, target=0
         )
         np.testing.assert_array_equal(other.attributions, ref.attributions)
     np.testing.assert_array_equal(lime.explain(model, xs[1], target=0).attributions, ref.attributions[1])
-    t1 = LIME(n_samples=300, segmentation="grid", n_segments=16, backend="torch", batch_size=64).explain(model, xs[0], 0)
-    t2 = LIME(n_samples=300, segmentation="grid", n_segments=16, backend="torch", batch_size=300).explain(model, xs[0], 0)
+    t1 = LIME(n_samples=300, segmentation="grid", n_segments=16, array_backend="torch", queries_per_call=64).explain(model, xs[0], 0)
+    t2 = LIME(n_samples=300, segmentation="grid", n_segments=16, array_backend="torch", queries_per_call=300).explain(model, xs[0], 0)
     np.testing.assert_array_equal(t1.attributions, t2.attributions)
 
 
@@ -207,11 +207,11 @@ def test_a_batch_of_mixed_segmentations_equals_each_explicand_alone(backend: str
     grid16 = grid_segments(H, W, 4)
     shuffled16 = rng.permutation(16)[grid16]  # 16 segments too, laid out differently
     labels = np.stack([grid16, grid_segments(H, W, 3), shuffled16, grid16])
-    lime = LIME(n_samples=200, segmentation=labels, seed=5, backend=backend, batch_size=64)
+    lime = LIME(n_samples=200, segmentation=labels, seed=5, array_backend=backend, queries_per_call=64)
     batch = lime.explain(model, xs, target=[0, 1, 0, 1])
     assert batch.diagnostics["n_segments"].tolist() == [16, 9, 16, 16]
     for i in range(4):
-        alone = LIME(n_samples=200, segmentation=labels[i], seed=5, backend=backend, batch_size=64)
+        alone = LIME(n_samples=200, segmentation=labels[i], seed=5, array_backend=backend, queries_per_call=64)
         single = alone.explain(model, xs[i], target=[0, 1, 0, 1][i])
         np.testing.assert_array_equal(batch.attributions[i], single.attributions)
         assert batch.diagnostics["r2"][i] == single.diagnostics["r2"]

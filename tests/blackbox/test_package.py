@@ -28,7 +28,7 @@ def test_explanations_save_and_load(tmp_path):
     x = np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32)
     for explainer in (GEEX(n_queries=64), GE(n_queries=64), RISE(n_masks=64, grid=4), LIME(n_samples=64)):
         exp = explainer.explain(model, x)
-        loaded = Explanation.load(exp.save(tmp_path / explainer.method))
+        loaded = Explanation.load(exp.save(tmp_path / explainer.name))
         np.testing.assert_array_equal(loaded.attributions, exp.attributions)
         assert loaded.params == exp.params and loaded.n_queries == exp.n_queries
 
@@ -39,10 +39,10 @@ def test_torch_backend_batch_equals_single_explicands():
     model = scalar_model(lambda r: np.tanh(r.sum(axis=1) / 20), (3, 12, 12))
     xs = np.random.default_rng(0).random((3, 3, 12, 12)).astype(np.float32)
     for explainer in (
-        GEEX(n_queries=128, backend="torch"),
-        GE(n_queries=128, backend="torch"),
-        RISE(n_masks=128, grid=4, backend="torch"),
-        LIME(n_samples=128, backend="torch"),
+        GEEX(n_queries=128, array_backend="torch"),
+        GE(n_queries=128, array_backend="torch"),
+        RISE(n_masks=128, grid=4, array_backend="torch"),
+        LIME(n_samples=128, array_backend="torch"),
     ):
         batch = explainer.explain(model, xs, target=0).attributions
         single = np.stack([explainer.explain(model, x, target=0).attributions for x in xs])

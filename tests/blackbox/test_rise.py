@@ -94,15 +94,15 @@ def test_determinism_batch_size_invariance_and_counts():
     ref = RISE(n_masks=300, seed=5).explain(model, xs, target=0)
     assert model.n_queries == ref.n_queries == 2 * 301
     for batch_size in (1, 64, 1000):
-        other = RISE(n_masks=300, seed=5, batch_size=batch_size).explain(model, xs, target=0)
+        other = RISE(n_masks=300, seed=5, queries_per_call=batch_size).explain(model, xs, target=0)
         np.testing.assert_array_equal(other.attributions, ref.attributions)
     single = RISE(n_masks=300, seed=5).explain(model, xs[1], target=0)
     np.testing.assert_array_equal(single.attributions, ref.attributions[1])
     assert single.params["seed"] == 5 and single.params["grid"] == 7
-    torch_a = RISE(n_masks=300, backend="torch", batch_size=64).explain(model, xs[0], target=0)
-    torch_b = RISE(n_masks=300, backend="torch", batch_size=512).explain(model, xs[0], target=0)
+    torch_a = RISE(n_masks=300, array_backend="torch", queries_per_call=64).explain(model, xs[0], target=0)
+    torch_b = RISE(n_masks=300, array_backend="torch", queries_per_call=512).explain(model, xs[0], target=0)
     np.testing.assert_array_equal(torch_a.attributions, torch_b.attributions)
-    assert torch_a.params["backend"] == "torch"
+    assert torch_a.params["array_backend"] == "torch"
 
 
 def test_onnx_and_torch_models_give_the_same_map(demo_models):
@@ -122,7 +122,7 @@ def test_onnx_and_torch_models_give_the_same_map(demo_models):
         ({"p_keep": 1.5}, "p_keep"),
         ({"baseline": "noise"}, "baseline"),
         ({"seed": 1.5}, "seed"),
-        ({"backend": "gpu"}, "backend"),
+        ({"array_backend": "gpu"}, "array_backend"),
     ],
 )
 def test_constructor_rejects_bad_settings(kwargs, match):
@@ -159,8 +159,8 @@ def test_a_baseline_is_the_substrate_of_the_hidden_pixels(backend: str):
 
     model = scalar_model(f, SHAPE)
     shifted = scalar_model(lambda rows: f(rows + b.ravel()), SHAPE)
-    ours = RISE(n_masks=200, baseline=b, backend=backend).explain(model, x, target=0)
-    oracle = RISE(n_masks=200, backend=backend).explain(shifted, x - b, target=0)
+    ours = RISE(n_masks=200, baseline=b, array_backend=backend).explain(model, x, target=0)
+    oracle = RISE(n_masks=200, array_backend=backend).explain(shifted, x - b, target=0)
     np.testing.assert_allclose(ours.attributions, oracle.attributions, rtol=1e-5, atol=1e-6)
-    unshifted = RISE(n_masks=200, backend=backend).explain(model, x - b, target=0)
+    unshifted = RISE(n_masks=200, array_backend=backend).explain(model, x - b, target=0)
     assert np.abs(unshifted.attributions - oracle.attributions).max() > 0.05

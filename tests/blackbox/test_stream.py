@@ -3,14 +3,13 @@ maps never depend on it."""
 
 from __future__ import annotations
 
-import importlib
 import threading
 
 import numpy as np
 import pytest
 
-from onnxplain.blackbox import GE, GEEX, LIME, RISE, _common
-from onnxplain.blackbox._common import prefetch_pays
+from onnxplain.blackbox import GE, GEEX, LIME, RISE, base, streaming
+from onnxplain.blackbox.streaming import prefetch_pays
 from onnxplain.models.base import FunctionModel
 from tests.blackbox.conftest import scalar_model
 
@@ -38,7 +37,7 @@ class TanhModel(FunctionModel):
 @pytest.fixture
 def prefetch(monkeypatch: pytest.MonkeyPatch):
     def set_to(value: bool | None) -> None:
-        monkeypatch.setattr(_common, "PREFETCH", value)
+        monkeypatch.setattr(streaming, "PREFETCH", value)
 
     return set_to
 
@@ -62,17 +61,19 @@ def test_the_rule_prefetches_for_remote_models_and_expensive_builds_only(prefetc
 def test_maps_are_identical_with_and_without_the_helper_thread(name: str, prefetch, monkeypatch) -> None:
     x = np.random.default_rng(1).random((2, 1, 12, 12)).astype(np.float32)
     builders: list[str] = []
-    write = _common.stream
+    write = streaming.stream
 
-    def spy_stream(ops, model, n, explicands, batch_size, make_block, write_queries, consume) -> None:
+    def spy_stream(ops, model, perturbations, x, targets, queries_per_call) -> None:
+        original = perturbations.write
+
         def recording(block, out) -> None:
             builders.append(threading.current_thread().name)
-            write_queries(block, out)
+            original(block, out)
 
-        write(ops, model, n, explicands, batch_size, make_block, recording, consume)
+        perturbations.write = recording
+        write(ops, model, perturbations, x, targets, queries_per_call)
 
-    module = importlib.import_module(f"onnxplain.blackbox.{'geex' if name == 'ge' else name}")
-    monkeypatch.setattr(module, "stream", spy_stream)
+    monkeypatch.setattr(base, "stream", spy_stream)
     maps = {}
     for forced in (False, True):
         prefetch(forced)

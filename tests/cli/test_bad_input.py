@@ -103,7 +103,7 @@ def test_cuda_request_reports_device_error(workdir, run_cli, monkeypatch):
     def unavailable(device):
         raise DeviceUnavailableError(f"device {device!r} was requested but CUDA is not available on this machine.")
 
-    monkeypatch.setattr(onnx_mod, "parse_device", unavailable)
+    monkeypatch.setattr(onnx_mod, "ort_device", unavailable)
     code, _, err = run_cli("explain", workdir / "linear.onnx", workdir / "a.png", "-m", "geex",
                            "--device", "cuda:0", "--out", workdir / "o")
     assert code == 2 and "CUDA is not available" in err

@@ -9,8 +9,8 @@ import pytest
 
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation import aopc_deletion, random_order_reference
-from onnxplain.evaluation.ranking import blur
 from onnxplain.explanation import Explanation
+from onnxplain.filters import blur
 from onnxplain.models.base import FunctionModel
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation import deletion_auc, insertion_auc, random_order_reference
-from onnxplain.evaluation.ranking import blur, trapezoid_auc
+from onnxplain.evaluation.ranking import trapezoid_auc
+from onnxplain.filters import blur
 from onnxplain.models.base import FunctionModel
 
 SHAPE = (3, 6, 5)

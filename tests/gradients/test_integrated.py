@@ -10,8 +10,8 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur as tv_gaussian_blur
 
 from onnxplain.errors import InvalidInputError
+from onnxplain.filters import blur_torch as gaussian_blur
 from onnxplain.gradients import IntegratedGradients
-from onnxplain.gradients.baselines import gaussian_blur
 from onnxplain.gradients.integrated import quadrature
 from tests.gradients.gradient_helpers import images, make_cnn, make_linear
 
@@ -103,7 +103,7 @@ def test_blur_constant_and_array_baselines(cnn64: nn.Module) -> None:
     e_blur = IntegratedGradients(steps=8, baseline="blur").explain(cnn64, x)
     e_arr = IntegratedGradients(steps=8, baseline=blurred.numpy()).explain(cnn64, x)
     np.testing.assert_allclose(e_blur.attributions, e_arr.attributions, rtol=1e-9, atol=1e-14)
-    assert e_blur.params["baseline"] == "blur" and e_arr.params["baseline"] == "array(2, 3, 16, 16)"
+    assert e_blur.params["baseline"] == "blur(31,5.0)" and e_arr.params["baseline"] == "array(2, 3, 16, 16)"
     with torch.no_grad():
         pb = torch.softmax(cnn64(blurred), 1)
     np.testing.assert_allclose(e_blur.baseline_score, pb[[0, 1], e_blur.target].numpy(), rtol=1e-12)

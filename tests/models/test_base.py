@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+from onnxplain.checks import check_targets
 from onnxplain.errors import InvalidInputError, QueryBudgetExceeded
 from onnxplain.models import FunctionModel, Normalize, as_batch, predict
-from onnxplain.models.base import check_targets, preferred_batch_size
+from onnxplain.models.base import preferred_batch_size
 
 
 def linear(batch: np.ndarray) -> np.ndarray:

@@ -17,6 +17,8 @@ of the Gaussian-smoothed ``f`` at ``c``.
 Variance reduction: mirrored pairs ``(+δ, −δ)`` sharing one α (Brockhoff et al. 2010) cancel the
 ``f(c)·δ`` term whose mean is zero but whose variance is huge; α is stratified over [0, 1].
 The perturbation set depends only on the seed (see :mod:`onnxplain.blackbox.sampling`).
+The reference code's conventions (α range, σ/2 scale, shared noise) are named options, and
+:meth:`GEEX.preset` gathers them: ``"reference"`` and the paper's settings.
 """
 
 from __future__ import annotations
@@ -25,60 +27,103 @@ from typing import Any, Literal
 
 import numpy as np
 
-from onnxplain.blackbox._common import (
-    BaselineSpec,
-    Clock,
-    Explicands,
-    build_explanation,
-    check_baseline_spec,
-    check_batch_size,
-    check_budget,
+from onnxplain.baselines import Baseline
+from onnxplain.blackbox.base import Attribution, BlackBoxExplainer, Call
+from onnxplain.blackbox.sampling import path_alphas
+from onnxplain.checks import (
+    check_bool,
     check_choice,
+    check_odd_kernel,
     check_positive_float,
     check_positive_int,
-    check_seed,
-    describe_baseline,
-    prepare,
-    query_explicands,
-    resolve_baseline,
-    stream,
-    target_scores,
-)
-from onnxplain.blackbox.sampling import (
-    Ops,
-    filter_operator,
-    gaussian_taps,
-    path_alphas,
-    select_backend,
-    smoothing_variance,
 )
 from onnxplain.errors import InvalidInputError
-from onnxplain.explanation import Explanation
-from onnxplain.models.base import QueryModel, Target
+from onnxplain.filters import filter_operator, smoothing_taps, smoothing_variance
 
 Alpha = Literal["stratified", "uniform", "reference"]
 NoiseChannels = Literal["independent", "shared"]
 Scale = Literal["exact", "reference"]
 
 
-def _check_smoothing(smoothing: Any) -> tuple[int, float] | None:
+def check_smoothing(smoothing: Any) -> tuple[int, float] | None:
+    """``None`` or a Gaussian kernel ``(odd size, sigma)`` for the noise."""
     if smoothing is None:
         return None
     try:
         size, sigma = smoothing
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"smoothing must be None or (kernel_size, sigma), got {smoothing!r}.") from exc
-    size = check_positive_int("the smoothing kernel size", size)
-    if size % 2 == 0:
-        raise InvalidInputError(f"the smoothing kernel size must be odd, got {size}.")
-    return size, check_positive_float("the smoothing sigma", sigma)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"smoothing must be None or (kernel_size, sigma), got {smoothing!r}.") from None
+    return check_odd_kernel("smoothing", size, sigma)
 
 
-class _GaussianEstimator:
-    """The streaming estimator ``Σ f(c_i + δ_i) δ_i`` shared by GEEX (on the path) and GE (at x)."""
+class GaussianQueries:
+    """The queries ``c + α·s ± δ`` of one explanation and the running sum ``Σ_i w_i δ_i``.
 
-    method = ""
-    _path = True
+    ``c`` is the centre (x̂ for GEEX, x for GE), ``s`` the path step x − x̂ (None: no path);
+    ``w_i = f(z_i⁺) − f(z_i⁻)`` with mirror pairs, else ``f(z_i)``. Noise blocks are (m, C', H, W)
+    with C' = 1 when one noise plane is shared by all channels.
+    """
+
+    def __init__(self, est: _GaussianEstimator, call: Call, centre: np.ndarray, step: np.ndarray | None) -> None:
+        ops = call.ops
+        b, c, h, w = call.x.shape
+        self.est, self.ops = est, ops
+        self.n = est.n_perturbations
+        self.pairs = self.n // 2 if est.mirror else self.n
+        self.noise_shape = (1 if est.noise_channels == "shared" else c, h, w)
+        self.centre = ops.asarray(centre)[:, None]
+        self.zero_centre = not np.any(centre)  # x̂ = 0 adds nothing (the default baseline)
+        self.step = None if step is None else ops.asarray(step)[:, None]
+        self.smooth = None
+        if est.smoothing is not None:
+            u = smoothing_taps(*est.smoothing)
+            self.smooth = (ops.asarray(filter_operator(h, u)), ops.asarray(filter_operator(w, u).T))
+        self.acc = ops.zeros64((b, int(np.prod(self.noise_shape))))
+        self.stream_name = "geex" if step is not None else "ge"
+
+    def draw(self, k: int, lo: int, hi: int) -> tuple[Any, Any, int]:
+        """Block k: m noise draws δ (scaled, smoothed) and their path positions α."""
+        est, ops = self.est, self.ops
+        m = (hi - lo) // 2 if est.mirror else hi - lo
+        first = lo // 2 if est.mirror else lo
+        rng = ops.rng(est.seed, self.stream_name, k)
+        u = ops.uniform(rng, m)
+        delta = ops.normal(rng, (m, *self.noise_shape))
+        if self.smooth is not None:
+            delta = self.smooth[0] @ delta @ self.smooth[1]
+        delta *= est.applied_std
+        alpha = path_alphas(est.alpha, u, np.arange(first, first + m), self.pairs)
+        return delta, ops.asarray(alpha.reshape(1, m, 1, 1, 1)), m
+
+    def write(self, block: tuple[Any, Any, int], out: Any) -> None:
+        """centre ± δ, the centre x̂ + α·(x − x̂) written once into the + half."""
+        delta, alpha, m = block
+        ops = self.ops
+        plus = out[:, :m]
+        centre = self.centre
+        if self.step is not None:
+            ops.mul_into(alpha, self.step, plus)
+            if not self.zero_centre:
+                plus += self.centre
+            centre = plus
+        if self.est.mirror:
+            ops.sub_into(centre, delta, out[:, m:])
+        ops.add_into(centre, delta, plus)
+
+    def consume(self, block: tuple[Any, Any, int], scores: np.ndarray) -> None:
+        delta, _, m = block
+        weight = self.ops.asarray(scores[:, :m] - scores[:, m:] if self.est.mirror else scores)
+        flat = delta.reshape(m, -1)
+        for i in range(len(self.acc)):  # one product per explicand: same BLAS path whatever B is
+            self.acc[i] += weight[i] @ flat
+
+    def total(self) -> np.ndarray:
+        """``Σ_i w_i δ_i`` per explicand, (B, C', H, W) float64."""
+        return self.ops.to_numpy(self.acc).reshape(len(self.acc), *self.noise_shape)
+
+
+class _GaussianEstimator(BlackBoxExplainer):
+    """The streaming estimator ``(1/n) Σ f(c + δ_i) δ_i / Var(δ)`` shared by GEEX and GE."""
 
     def __init__(
         self,
@@ -88,25 +133,21 @@ class _GaussianEstimator:
         mirror: bool,
         alpha: Alpha,
         noise_channels: NoiseChannels,
-        seed: int,
-        batch_size: int | None,
-        backend: str,
         scale: Scale,
+        *,
+        seed: int = 0,
+        queries_per_call: int | None = None,
+        array_backend: str = "auto",
     ) -> None:
-        if not isinstance(mirror, bool):
-            raise InvalidInputError(f"mirror must be True or False, got {mirror!r}.")
-        self.mirror = mirror
-        self.n_queries = check_positive_int("n_queries", n_queries, 2 if mirror else 1)
+        super().__init__(seed=seed, queries_per_call=queries_per_call, array_backend=array_backend)
+        self.mirror = check_bool("mirror", mirror)
+        self.n_queries = check_positive_int("n_queries", n_queries, 2 if self.mirror else 1)
         self.sigma = check_positive_float("sigma", sigma)
-        self.smoothing = _check_smoothing(smoothing)
+        self.smoothing = check_smoothing(smoothing)
         self.alpha = check_choice("alpha", alpha, ("stratified", "uniform", "reference"))
         self.noise_channels = check_choice("noise_channels", noise_channels, ("independent", "shared"))
-        self.seed = check_seed(seed)
-        self.batch_size = check_batch_size(batch_size)
-        self.backend = check_choice("backend", backend, ("auto", "numpy", "torch"))
         self.scale = check_choice("scale", scale, ("exact", "reference"))
 
-    # -- derived quantities ---------------------------------------------------------------------
     @property
     def n_perturbations(self) -> int:
         """Perturbed forwards per explicand: with mirror pairs an odd budget drops its last query.
@@ -122,7 +163,7 @@ class _GaussianEstimator:
         """Standard deviation of the noise actually added (σ, or σ/2 in the reference's convention)."""
         return self.sigma / 2 if self.scale == "reference" else self.sigma
 
-    def _variance(self, height: int, width: int) -> np.ndarray | float:
+    def noise_variance(self, height: int, width: int) -> np.ndarray | float:
         """What ``Σ f δ / n`` is divided by: Var(δ) per pixel (exact) or the reference's σ³."""
         if self.scale == "reference":
             return self.sigma**3
@@ -130,9 +171,9 @@ class _GaussianEstimator:
             return self.applied_std**2
         return self.applied_std**2 * smoothing_variance(height, width, *self.smoothing)
 
-    def _params(self) -> dict[str, Any]:
+    def params(self) -> dict[str, Any]:
         return {
-            "n_queries": self.n_queries,
+            **super().params(),
             "n_perturbations": self.n_perturbations,
             "sigma": self.sigma,
             "applied_std": self.applied_std,
@@ -140,70 +181,14 @@ class _GaussianEstimator:
             "mirror": self.mirror,
             "noise_channels": self.noise_channels,
             "scale": self.scale,
-            "seed": self.seed,
         }
 
-    # -- the estimator ----------------------------------------------------------------------------
-    def _estimate(
-        self, model: QueryModel, ops: Ops, exp: Explicands, start: np.ndarray, step: np.ndarray | None
-    ) -> np.ndarray:
-        """``Σ_i f(start + α_i·step + δ_i) δ_i / (n·Var δ)`` per explicand, as (B, C', H, W) numpy.
-
-        ``step`` None means no path (GE): every query is centred at ``start``.
-        """
-        b, c, h, w = exp.x.shape
-        noise_c = 1 if self.noise_channels == "shared" else c
-        n = self.n_perturbations
-        pairs = n // 2 if self.mirror else n
-        std = self.applied_std
-        ops_start = ops.asarray(start)[:, None]
-        zero_start = not np.any(start)  # x̂ = 0 adds nothing (the default baseline)
-        ops_step = None if step is None else ops.asarray(step)[:, None]
-        if self.smoothing is not None:
-            taps = gaussian_taps(*self.smoothing)
-            taps = taps / np.linalg.norm(taps)
-            op_h = ops.asarray(filter_operator(h, taps))
-            op_wt = ops.asarray(filter_operator(w, taps).T)
-        acc = ops.zeros64((b, noise_c * h * w))
-        stream_name = "geex" if self._path else "ge"
-
-        def make_block(k: int, lo: int, hi: int) -> tuple[Any, Any, int]:
-            m = (hi - lo) // 2 if self.mirror else hi - lo
-            first = lo // 2 if self.mirror else lo
-            rng = ops.rng(self.seed, stream_name, k)
-            u = ops.uniform(rng, m)
-            delta = ops.normal(rng, (m, noise_c, h, w))
-            if self.smoothing is not None:
-                delta = op_h @ delta @ op_wt
-            delta *= std
-            alpha = path_alphas(self.alpha, u, np.arange(first, first + m), pairs)
-            return delta, ops.asarray(alpha.reshape(1, m, 1, 1, 1)), m
-
-        def write_queries(block: tuple[Any, Any, int], out: Any) -> None:
-            # centre ± δ, the centre x̂ + α·(x − x̂) written once into the + half (three passes
-            # over the queries for a zero baseline: the centre, the − half, δ added in place)
-            delta, alpha, m = block
-            plus = out[:, :m]
-            centre = ops_start
-            if ops_step is not None:
-                ops.mul_into(alpha, ops_step, plus)
-                if not zero_start:
-                    plus += ops_start
-                centre = plus
-            if self.mirror:
-                ops.sub_into(centre, delta, out[:, m:])
-            ops.add_into(centre, delta, plus)
-
-        def consume(block: tuple[Any, Any, int], scores: np.ndarray) -> None:
-            delta, _, m = block
-            weight = ops.asarray(scores[:, :m] - scores[:, m:] if self.mirror else scores)
-            flat = delta.reshape(m, -1)
-            for i in range(b):  # one product per explicand: same BLAS path whatever B is
-                acc[i] += weight[i] @ flat
-
-        stream(ops, model, n, exp, self.batch_size, make_block, write_queries, consume)
-        g = ops.to_numpy(acc).reshape(b, noise_c, h, w) / (n * np.asarray(self._variance(h, w)))
-        return g
+    def mean_score_noise(self, call: Call, centre: np.ndarray, step: np.ndarray | None) -> np.ndarray:
+        """``η̄ = (1/n) Σ_i f(centre + α_i·step + δ_i) δ_i / Var(δ)``, (B, C', H, W) float64."""
+        queries = GaussianQueries(self, call, centre, step)
+        call.run(queries)
+        h, w = call.x.shape[2:]
+        return queries.total() / (queries.n * np.asarray(self.noise_variance(h, w)))
 
 
 class GEEX(_GaussianEstimator):
@@ -217,101 +202,82 @@ class GEEX(_GaussianEstimator):
             :attr:`n_perturbations`); ``Explanation.n_queries`` also counts the two forwards on
             x and x̂ per explicand.
         sigma: standard deviation of the Gaussian noise actually applied, in the model's input
-            units. Default 0.1, chosen for models taking [0,1] pixels. **σ–completeness
-            trade-off**: GEEX integrates the gradient of f smoothed by N(0, σ²), not of f, so a
-            large σ breaks completeness (Σξ = f(x) − f(x̂)) and drifts from IG; a small σ keeps
-            it in expectation but leaves less smoothing, so the maps get noisier and rank pixels
-            worse. Measured on the demo MNIST CNN, 100 held-out digits, 5,000 queries, two
-            seeds (``benchmarks/blackbox_speed.py``): the mean relative completeness gap
-            |Σξ − Δf|/|Δf| is smallest at σ ≈ 0.1–0.15 (0.12) and grows on both sides — Monte-
-            Carlo noise below (0.13 at σ = 0.03), smoothing bias above (0.17 at 0.2, 0.24 at
-            0.3); the deletion AOPC rises from 0.865 at σ = 0.03 to 0.89–0.90 from σ = 0.1 on
-            (seed spread ±0.01). More queries shrink the gap (0.08 at 10k, 0.06 at 20k). The
-            paper's σ = 1.0 on MNIST is in normalised units with the reference's σ/2 convention,
-            i.e. ≈ 0.15 in [0,1] pixels; for a model taking normalised input, scale σ by its std.
-        baseline: x̂: ``"zero"``, a constant, ``"blur"`` (Gaussian blur of the explicand,
-            kernel 31, σ 5, torch-style reflect padding, as the reference) or an array of shape
-            (C,H,W) or (B,C,H,W).
-        smoothing: ``None`` or ``(kernel_size, sigma)``, e.g. ``(5, 0.7)`` as the paper on
-            ImageNet: the noise is convolved with a Gaussian kernel divided by its Frobenius
-            norm (§3.3), which keeps the per-pixel variance (exactly, in the interior; the
-            border's variance, raised by the reflected taps, is divided out exactly too). The
-            estimate is then a spatially blurred gradient: completeness no longer holds.
+            units (0.1 for [0,1] pixels). GEEX integrates the gradient of f smoothed by
+            N(0, σ²): a large σ breaks completeness and drifts from IG, a small one leaves the
+            map noisier (the measured trade-off is in ``benchmarks/README.md``, "GEEX σ").
+        baseline: x̂: ``"zero"``, a constant, ``"blur"`` (Gaussian blur of the explicand, kernel
+            31, σ 5, as the reference), ``"blur(k,σ)"`` or an array (C,), (C,H,W) or (B,C,H,W).
+        smoothing: ``None`` or ``(kernel_size, sigma)``: the noise is convolved with a Gaussian
+            kernel divided by its Frobenius norm (§3.3), which keeps the per-pixel variance
+            (the border's, raised by the reflected taps, is divided out exactly). The estimate
+            is then a spatially blurred gradient: completeness no longer holds.
         mirror: mirrored pairs (+δ, −δ) sharing one α (strongly recommended).
         alpha: ``"stratified"`` (α_k = (k + u_k)/K over the K pairs), ``"uniform"`` (iid U[0,1])
             or ``"reference"`` (the reference code's α_k = k/(n*−1), covering only [0, ½)).
         noise_channels: ``"independent"`` noise per channel (ξ_c estimates ∂f/∂x_c·Δx_c) or
-            ``"shared"``: one noise plane added to every channel, as the reference (then ξ_c
-            estimates (Σ_c' ∂f/∂x_c')·Δx_c; same thing for greyscale).
-        seed: seeds every perturbation; the same seed gives the same perturbation set for
-            every explicand and bitwise-identical maps whatever ``batch_size``.
-        batch_size: queries per model call (all explicands together); default: the model's
-            preferred batch size.
-        backend: ``"numpy"`` (host), ``"torch"`` (queries built by torch on ``model.device``
-            and passed to the model as device tensors) or ``"auto"`` (torch for CUDA models).
+            ``"shared"``: one noise plane added to every channel, as the reference.
         scale: ``"exact"`` (divide by the variance applied) or ``"reference"`` (the reference
             code: applied std σ/2 but divided by σ², i.e. ξ is scaled by 1/(4σ)).
+        seed, queries_per_call, array_backend: see :class:`~onnxplain.blackbox.base.BlackBoxExplainer`.
 
     No clipping: queries may leave the valid pixel range, as in the paper.
     """
 
-    method = "geex"
-    _path = True
+    name = "geex"
+    uses_baseline = True
+    scores_baseline = True
 
     def __init__(
         self,
         n_queries: int = 5000,
         sigma: float = 0.1,
-        baseline: BaselineSpec = "zero",
+        baseline: Any = "zero",
         smoothing: tuple[int, float] | None = None,
         mirror: bool = True,
         alpha: Alpha = "stratified",
         noise_channels: NoiseChannels = "independent",
-        seed: int = 0,
-        batch_size: int | None = None,
-        backend: str = "auto",
         scale: Scale = "exact",
+        *,
+        seed: int = 0,
+        queries_per_call: int | None = None,
+        array_backend: str = "auto",
     ) -> None:
-        super().__init__(
-            n_queries, sigma, smoothing, mirror, alpha, noise_channels, seed, batch_size, backend, scale
-        )
-        self.baseline = check_baseline_spec(baseline)
+        common = {"seed": seed, "queries_per_call": queries_per_call, "array_backend": array_backend}
+        super().__init__(n_queries, sigma, smoothing, mirror, alpha, noise_channels, scale, **common)
+        self.baseline = Baseline.parse(baseline)
+
+    PRESETS: dict[str, dict[str, Any]] = {
+        "reference": {"sigma": 1.0, "alpha": "reference", "noise_channels": "shared", "scale": "reference"},
+    }
+    """Named settings: ``"reference"`` = the reference code's conventions (caiy0220/GEEX HEAD):
+    noise std σ/2 divided by σ², one noise plane shared by all channels, pair k at α = k/(n*−1),
+    σ = 1.0 and a zero baseline as its MNIST example."""
+
+    @classmethod
+    def preset(cls, name: str, n_queries: int = 5000, **overrides: Any) -> GEEX:
+        """A GEEX with the named settings of :attr:`PRESETS`; any of them can be overridden."""
+        settings = dict(cls.PRESETS[check_choice("preset", name, tuple(cls.PRESETS))])
+        settings.update(overrides)
+        return cls(n_queries=n_queries, **settings)
 
     @classmethod
     def reference(cls, n_queries: int = 5000, sigma: float = 1.0, **kwargs: Any) -> GEEX:
-        """The reference code's conventions (caiy0220/GEEX HEAD), for side-by-side checks.
+        """``GEEX.preset("reference", ...)``: the reference code's conventions, for side-by-side checks."""
+        return cls.preset("reference", n_queries, sigma=sigma, **kwargs)
 
-        Noise std σ/2 divided by σ² (``scale="reference"``), one noise plane shared by all
-        channels, pair k at α = k/(n*−1) (only the half of the path next to the baseline),
-        mirrored pairs, n* total forwards. Defaults σ = 1.0 and a zero baseline as its MNIST
-        example; anything can be overridden by keyword.
-        """
-        settings: dict[str, Any] = {
-            "alpha": "reference",
-            "noise_channels": "shared",
-            "scale": "reference",
-            "mirror": True,
-        }
-        settings.update(kwargs)
-        return cls(n_queries=n_queries, sigma=sigma, **settings)
+    def queries_per_explicand(self, input_shape: tuple[int, ...]) -> int:
+        return self.n_perturbations + 2  # f(x), f(x̂) and the perturbed queries
 
-    def explain(self, model: QueryModel, x: Any, target: Target = None) -> Explanation:
-        """Explain ``x`` (C,H,W) or a batch (B,C,H,W) for ``target`` (None = top class on x)."""
-        clock = Clock(model)
-        ops = select_backend(self.backend, model)
-        batch, single = prepare(model, x)
-        baseline = resolve_baseline(self.baseline, batch)  # shape errors before any query
-        n_total = len(batch) * (self.n_perturbations + 2)
-        check_budget(model, n_total)
-        exp = query_explicands(model, batch, single, target)
-        base_scores = target_scores(model, baseline, exp.targets)[:, 0]
-        delta_x = exp.x - baseline
-        g = self._estimate(model, ops, exp, baseline, delta_x)
-        params = self._params()
-        params.update({"baseline": describe_baseline(self.baseline), "alpha": self.alpha, "backend": ops.name})
-        return build_explanation(
-            self.method, exp, (delta_x * g).astype(np.float32), params, clock, n_total, base_scores
-        )
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "alpha": self.alpha}
+
+    def _attribute(self, call: Call) -> Attribution:
+        x, x_hat = call.x, call.baseline
+        assert x_hat is not None
+        # η̄ = (1/n*) Σ_i f(x̂ + α_i (x − x̂) + δ_i) δ_i / Var(δ)          (B, C', H, W)
+        eta = self.mean_score_noise(call, centre=x_hat, step=x - x_hat)
+        # Eq. 3: ξ = (x − x̂) ∘ η̄                                         (B, C, H, W)
+        return Attribution((x - x_hat) * eta)
 
 
 class GE(_GaussianEstimator):
@@ -322,8 +288,7 @@ class GE(_GaussianEstimator):
     and there is no baseline score. Arguments as :class:`GEEX` (without ``baseline``/``alpha``).
     """
 
-    method = "ge"
-    _path = False
+    name = "ge"
 
     def __init__(
         self,
@@ -332,24 +297,18 @@ class GE(_GaussianEstimator):
         smoothing: tuple[int, float] | None = None,
         mirror: bool = True,
         noise_channels: NoiseChannels = "independent",
+        *,
         seed: int = 0,
-        batch_size: int | None = None,
-        backend: str = "auto",
+        queries_per_call: int | None = None,
+        array_backend: str = "auto",
     ) -> None:
-        super().__init__(
-            n_queries, sigma, smoothing, mirror, "uniform", noise_channels, seed, batch_size, backend, "exact"
-        )
+        common = {"seed": seed, "queries_per_call": queries_per_call, "array_backend": array_backend}
+        super().__init__(n_queries, sigma, smoothing, mirror, "uniform", noise_channels, "exact", **common)
 
-    def explain(self, model: QueryModel, x: Any, target: Target = None) -> Explanation:
-        """Gradient estimate at ``x`` (C,H,W) or a batch (B,C,H,W) for ``target``."""
-        clock = Clock(model)
-        ops = select_backend(self.backend, model)
-        batch, single = prepare(model, x)
-        n_total = len(batch) * (self.n_perturbations + 1)
-        check_budget(model, n_total)
-        exp = query_explicands(model, batch, single, target)
-        g = self._estimate(model, ops, exp, exp.x, None)
-        attributions = np.ascontiguousarray(np.broadcast_to(g, exp.x.shape), dtype=np.float32)
-        params = self._params()
-        params["backend"] = ops.name
-        return build_explanation(self.method, exp, attributions, params, clock, n_total)
+    def queries_per_explicand(self, input_shape: tuple[int, ...]) -> int:
+        return self.n_perturbations + 1  # f(x) and the perturbed queries
+
+    def _attribute(self, call: Call) -> Attribution:
+        # η(x) = (1/n) Σ_i f(x + δ_i) δ_i / Var(δ), repeated over channels if the noise is shared
+        eta = self.mean_score_noise(call, centre=call.x, step=None)
+        return Attribution(np.broadcast_to(eta, call.x.shape))

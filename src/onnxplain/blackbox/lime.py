@@ -21,23 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from onnxplain.blackbox._common import (
-    Clock,
-    build_explanation,
-    check_batch_size,
-    check_budget,
-    check_choice,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
-    prepare,
-    query_explicands,
-    stream,
-)
-from onnxplain.blackbox.sampling import Ops, select_backend
+from onnxplain.blackbox.base import Attribution, BlackBoxExplainer, Call
+from onnxplain.blackbox.sampling import Ops
+from onnxplain.checks import check_choice, check_nonnegative_float, check_positive_float, check_positive_int
 from onnxplain.errors import InvalidInputError
-from onnxplain.explanation import Explanation
-from onnxplain.models.base import QueryModel, Target
 
 QUICKSHIFT = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
 QUICKSHIFT_MIN_SIDE = 64
@@ -85,7 +72,7 @@ def solve_ridge(
     return theta[1:], float(theta[0]), float(r2)
 
 
-class LIME:
+class LIME(BlackBoxExplainer):
     """LIME image explainer with a weighted ridge surrogate on superpixels.
 
     Args:
@@ -98,18 +85,18 @@ class LIME:
             or a constant value for hidden pixels.
         kernel_width: w of the proximity kernel (0.25).
         ridge_alpha: ridge penalty (1.0).
-        seed: seeds the samples and quickshift; same samples for every explicand with the same
-            segment count, identical maps whatever ``batch_size``.
-        batch_size: queries per model call; default: the model's preferred batch size.
         n_segments: cells for ``"grid"`` (rounded to a square, default 7×7 = 49) or the target
             segment count for ``"slic"`` (default 50).
-        backend: ``"numpy"``, ``"torch"`` (samples built on ``model.device``) or ``"auto"``.
+        seed, queries_per_call, array_backend: see :class:`~onnxplain.blackbox.base.BlackBoxExplainer`;
+            the seed also seeds quickshift, and explicands with the same segment count see the
+            same samples.
 
     ``Explanation.diagnostics``: ``r2`` (weighted R² of the surrogate), ``n_segments``,
     ``intercept``. The reference explains the top-5 labels; here one target per explicand.
     """
 
-    method = "lime"
+    name = "lime"
+    budget_param = "n_samples"
 
     def __init__(
         self,
@@ -118,11 +105,13 @@ class LIME:
         hide: str | float = "mean",
         kernel_width: float = 0.25,
         ridge_alpha: float = 1.0,
-        seed: int = 0,
-        batch_size: int | None = None,
         n_segments: int | None = None,
-        backend: str = "auto",
+        *,
+        seed: int = 0,
+        queries_per_call: int | None = None,
+        array_backend: str = "auto",
     ) -> None:
+        super().__init__(seed=seed, queries_per_call=queries_per_call, array_backend=array_backend)
         self.n_samples = check_positive_int("n_samples", n_samples, 2)
         if isinstance(segmentation, str):
             check_choice("segmentation", segmentation, ("auto", "quickshift", "slic", "grid"))
@@ -142,14 +131,7 @@ class LIME:
             raise InvalidInputError(f"hide must be 'mean' or a finite number, got {hide!r}.")
         self.hide = hide if isinstance(hide, str) else float(hide)
         self.kernel_width = check_positive_float("kernel_width", kernel_width)
-        if isinstance(ridge_alpha, bool) or not isinstance(ridge_alpha, numbers.Real) or not (
-            np.isfinite(ridge_alpha) and ridge_alpha >= 0
-        ):
-            raise InvalidInputError(f"ridge_alpha must be a non-negative finite number, got {ridge_alpha!r}.")
-        self.ridge_alpha = float(ridge_alpha)
-        self.seed = check_seed(seed)
-        self.batch_size = check_batch_size(batch_size)
-        self.backend = check_choice("backend", backend, ("auto", "numpy", "torch"))
+        self.ridge_alpha = check_nonnegative_float("ridge_alpha", ridge_alpha)
 
     # -- segmentation -------------------------------------------------------------------------------
     def _method_for(self, c: int, h: int, w: int) -> str:
@@ -212,66 +194,38 @@ class LIME:
         return relabel(labels)
 
     # -- explanation ------------------------------------------------------------------------------------
-    def explain(self, model: QueryModel, x: Any, target: Target = None) -> Explanation:
-        """Explain ``x`` (C,H,W) or a batch (B,C,H,W) for ``target`` (None = top class)."""
-        clock = Clock(model)
-        ops = select_backend(self.backend, model)
-        batch, single = prepare(model, x)
-        b, c, h, w = batch.shape
-        n_total = b * self.n_samples
-        check_budget(model, n_total + b)
-        segs = [self.segment(batch[i], i) for i in range(b)]
-        exp = query_explicands(model, batch, single, target)
-        ks = [k for _, k in segs]
-        k_max = max(ks)
-        # explicands with the same segmentation (a grid, given labels) share the pixel masks of a
-        # sample, and those with the same segment count share the samples' design statistics
-        masks = [(ops.index(segs[group[0]][0].ravel()), group) for group in _groups(s for s, _ in segs)]
-        stats = [_RidgeStats(ops, ks[group[0]], group) for group in _groups(ks)]
-        fudged = np.stack([self._fudge(batch[i], segs[i][0], segs[i][1]) for i in range(b)])
-        start = ops.asarray(fudged)
-        step = ops.asarray(batch - fudged)
+    def queries_per_explicand(self, input_shape: tuple[int, ...]) -> int:
+        return self.n_samples + 1  # f(x) and the samples (row 0 is x itself, as the reference)
 
-        def make_block(k: int, lo: int, hi: int) -> Any:
-            rng = ops.rng(self.seed, "lime", k)
-            # column after column, so an explicand's samples d[:, :k] do not depend on k_max,
-            # i.e. on the segment counts of the rest of the batch
-            d = ops.bernoulli_columns(rng, 0.5, hi - lo, k_max)
-            if lo == 0:
-                d[0] = 1.0  # the explicand itself, as the reference's first row
-            return d
-
-        def write_queries(d: Any, out: Any) -> None:
-            for pixels, group in masks:
-                on = ops.take_columns(d, pixels).reshape(-1, 1, h, w)  # 1 where the pixel's segment is on
-                for i in group:
-                    ops.mul_into(on, step[i], out[i])
-                    out[i] += start[i]
-
-        def consume(d: Any, scores: np.ndarray) -> None:
-            y = ops.to64(scores)
-            for st in stats:
-                st.add(d, y, self.kernel_width)
-
-        stream(ops, model, self.n_samples, exp, self.batch_size, make_block, write_queries, consume)
-        attributions = np.empty(batch.shape, np.float32)
-        r2 = np.empty(b)
-        intercept = np.empty(b)
-        for st in stats:
-            for i, (coef, intercept[i], r2[i]) in zip(st.members, st.solve(self.ridge_alpha), strict=True):
-                attributions[i] = coef[segs[i][0]][None]
-        params = {
-            "n_samples": self.n_samples,
-            "segmentation": self.describe_segmentation(c, h, w),
+    def params(self) -> dict[str, Any]:
+        return {
+            **super().params(),
             "n_segments": self.n_segments,
             "hide": self.hide,
             "kernel_width": self.kernel_width,
             "ridge_alpha": self.ridge_alpha,
-            "seed": self.seed,
-            "backend": ops.name,
         }
-        diagnostics = {"r2": r2, "n_segments": np.asarray(ks, np.int64), "intercept": intercept}
-        return build_explanation(self.method, exp, attributions, params, clock, n_total + b, None, diagnostics)
+
+    def _setup(self, batch: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """Superpixels (labels, K) of every explicand, before any query."""
+        return [self.segment(batch[i], i) for i in range(len(batch))]
+
+    def _attribute(self, call: Call) -> Attribution:
+        segs: list[tuple[np.ndarray, int]] = call.setup
+        queries = LimeQueries(self, call, segs)
+        call.run(queries)
+        b, c, h, w = call.x.shape
+        attributions = np.empty(call.x.shape, np.float32)
+        r2, intercept = np.empty(b), np.empty(b)
+        for st in queries.stats:
+            for i, (coef, intercept[i], r2[i]) in zip(st.members, st.solve(self.ridge_alpha), strict=True):
+                attributions[i] = coef[segs[i][0]][None]  # β_k painted on segment k
+        ks = np.asarray([k for _, k in segs], np.int64)
+        return Attribution(
+            attributions,
+            params={"segmentation": self.describe_segmentation(c, h, w)},
+            diagnostics={"r2": r2, "n_segments": ks, "intercept": intercept},
+        )
 
     def _fudge(self, image: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
         """The image every hidden segment is taken from: per-segment mean colour or a constant."""
@@ -282,6 +236,46 @@ class LIME:
         sums = np.stack([np.bincount(flat, weights=ch.ravel(), minlength=k) for ch in image.astype(np.float64)])
         means = sums / counts
         return means[:, labels].astype(np.float32)
+
+
+class LimeQueries:
+    """LIME's samples d ∈ {0,1}^K (row 0 all-on), the queries they make and the streamed ridge
+    statistics. Explicands with the same segmentation (a grid, given labels) share the pixel masks
+    of a sample, and those with the same segment count share the samples' design statistics."""
+
+    def __init__(self, lime: LIME, call: Call, segs: list[tuple[np.ndarray, int]]) -> None:
+        ops = call.ops
+        self.lime, self.ops, self.n = lime, ops, lime.n_samples
+        ks = [k for _, k in segs]
+        self.k_max = max(ks)
+        self.hw = call.x.shape[2:]
+        self.masks = [(ops.index(segs[group[0]][0].ravel()), group) for group in _groups(s for s, _ in segs)]
+        self.stats = [_RidgeStats(ops, ks[group[0]], group) for group in _groups(ks)]
+        fudged = np.stack([lime._fudge(call.x[i], *segs[i]) for i in range(call.n)])
+        self.start = ops.asarray(fudged)
+        self.step = ops.asarray(call.x - fudged)
+
+    def draw(self, k: int, lo: int, hi: int) -> Any:
+        rng = self.ops.rng(self.lime.seed, "lime", k)
+        # column after column, so an explicand's samples d[:, :k] do not depend on k_max,
+        # i.e. on the segment counts of the rest of the batch
+        d = self.ops.bernoulli_columns(rng, 0.5, hi - lo, self.k_max)
+        if lo == 0:
+            d[0] = 1.0  # the explicand itself, as the reference's first row
+        return d
+
+    def write(self, d: Any, out: Any) -> None:
+        h, w = self.hw
+        for pixels, group in self.masks:
+            on = self.ops.take_columns(d, pixels).reshape(-1, 1, h, w)  # 1 where the pixel's segment is on
+            for i in group:
+                self.ops.mul_into(on, self.step[i], out[i])
+                out[i] += self.start[i]
+
+    def consume(self, d: Any, scores: np.ndarray) -> None:
+        y = self.ops.to64(scores)
+        for st in self.stats:
+            st.add(d, y, self.lime.kernel_width)
 
 
 def _groups(keys: Any) -> list[list[int]]:

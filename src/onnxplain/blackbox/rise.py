@@ -18,26 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from onnxplain.blackbox._common import (
-    BaselineSpec,
-    Clock,
-    build_explanation,
-    check_baseline_spec,
-    check_batch_size,
-    check_budget,
-    check_choice,
-    check_positive_int,
-    check_seed,
-    describe_baseline,
-    prepare,
-    query_explicands,
-    resolve_baseline,
-    stream,
-)
-from onnxplain.blackbox.sampling import Ops, bilinear_operator, select_backend
+from onnxplain.baselines import Baseline
+from onnxplain.blackbox.base import Attribution, BlackBoxExplainer, Call
+from onnxplain.blackbox.sampling import Ops
+from onnxplain.checks import check_positive_int, check_probability
 from onnxplain.errors import InvalidInputError
-from onnxplain.explanation import Explanation
-from onnxplain.models.base import QueryModel, Target
+from onnxplain.filters import bilinear_operator
 
 
 class RiseMasks:
@@ -71,7 +57,35 @@ class RiseMasks:
         return masks.reshape(n, 1, self.height, self.width)
 
 
-class RISE:
+class RiseQueries:
+    """The masked queries ``M ⊙ x + (1 − M) ⊙ x̂`` of one explanation and the running ``Σ_i f(z_i) M_i``."""
+
+    def __init__(self, rise: RISE, call: Call, masks: RiseMasks) -> None:
+        ops = call.ops
+        assert call.baseline is not None
+        self.n, self.ops, self.masks = rise.n_masks, ops, masks
+        self.r_h, self.r_w = ops.asarray(masks.r_h), ops.asarray(masks.r_w)
+        self.start = ops.asarray(call.baseline)[:, None]
+        self.step = ops.asarray(call.x - call.baseline)[:, None]
+        self.zero_start = not np.any(call.baseline)
+        self.acc = ops.zeros64((call.n, masks.height * masks.width))
+
+    def draw(self, k: int, lo: int, hi: int) -> Any:
+        return self.masks.block(self.ops, k, hi - lo, self.r_h, self.r_w)
+
+    def write(self, block: Any, out: Any) -> None:
+        self.ops.mul_into(block[None], self.step, out)
+        if not self.zero_start:  # the default black baseline adds nothing
+            out += self.start
+
+    def consume(self, block: Any, scores: np.ndarray) -> None:
+        flat = block.reshape(len(block), -1)
+        weights = self.ops.asarray(scores)
+        for i in range(len(self.acc)):  # one product per explicand: same BLAS path whatever B is
+            self.acc[i] += weights[i] @ flat
+
+
+class RISE(BlackBoxExplainer):
     """RISE saliency from N random smooth masks (Petsiuk et al. 2018).
 
     Args:
@@ -81,81 +95,50 @@ class RISE:
             notebooks use 8 on 224×224).
         p_keep: probability that a grid cell keeps the image (0.5; the reference used 0.1).
         baseline: what a masked-out pixel becomes: a constant (0.0), ``"zero"``, ``"blur"`` or
-            an array of shape (C,H,W) or (B,C,H,W); z = M ⊙ x + (1 − M) ⊙ x̂.
-        seed: seeds the masks; same masks for every explicand, identical maps whatever
-            ``batch_size``.
-        batch_size: queries per model call (all explicands together); default: the model's
-            preferred batch size.
-        backend: ``"numpy"``, ``"torch"`` (masks built on ``model.device``) or ``"auto"``.
+            an array of shape (C,), (C,H,W) or (B,C,H,W); z = M ⊙ x + (1 − M) ⊙ x̂.
+        seed, queries_per_call, array_backend: see :class:`~onnxplain.blackbox.base.BlackBoxExplainer`.
 
     The map is per pixel; ``attributions`` repeats it over the C channels. It is an expected
     score (≈ f-scale offset plus a modulation), not a signed contribution: no completeness.
     """
 
-    method = "rise"
+    name = "rise"
+    budget_param = "n_masks"
+    uses_baseline = True
 
     def __init__(
         self,
         n_masks: int = 4000,
         grid: int = 7,
         p_keep: float = 0.5,
-        baseline: BaselineSpec = 0.0,
+        baseline: Any = 0.0,
+        *,
         seed: int = 0,
-        batch_size: int | None = None,
-        backend: str = "auto",
+        queries_per_call: int | None = None,
+        array_backend: str = "auto",
     ) -> None:
+        super().__init__(seed=seed, queries_per_call=queries_per_call, array_backend=array_backend)
         self.n_masks = check_positive_int("n_masks", n_masks)
         self.grid = check_positive_int("grid", grid)
-        if isinstance(p_keep, bool) or not isinstance(p_keep, (int, float)) or not 0 < p_keep <= 1:
-            raise InvalidInputError(f"p_keep must be a probability in (0, 1], got {p_keep!r}.")
-        self.p_keep = float(p_keep)
-        self.baseline = check_baseline_spec(baseline)
-        self.seed = check_seed(seed)
-        self.batch_size = check_batch_size(batch_size)
-        self.backend = check_choice("backend", backend, ("auto", "numpy", "torch"))
+        self.p_keep = check_probability("p_keep", p_keep)
+        self.baseline = Baseline.parse(baseline)
 
-    def explain(self, model: QueryModel, x: Any, target: Target = None) -> Explanation:
-        """Saliency of ``x`` (C,H,W) or a batch (B,C,H,W) for ``target`` (None = top class)."""
-        clock = Clock(model)
-        ops = select_backend(self.backend, model)
-        batch, single = prepare(model, x)
-        b, c, h, w = batch.shape
+    def queries_per_explicand(self, input_shape: tuple[int, ...]) -> int:
+        return self.n_masks + 1  # f(x) and the masked queries
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "grid": self.grid, "p_keep": self.p_keep}
+
+    def _setup(self, batch: np.ndarray) -> RiseMasks:
+        h, w = batch.shape[2:]
         if self.grid > min(h, w):
             raise InvalidInputError(f"grid {self.grid} is finer than the {h}×{w} image.")
-        baseline = resolve_baseline(self.baseline, batch)
-        n_total = b * (self.n_masks + 1)
-        check_budget(model, n_total)
-        exp = query_explicands(model, batch, single, target)
-        masks = RiseMasks(h, w, self.grid, self.p_keep, self.seed)
-        r_h, r_w = ops.asarray(masks.r_h), ops.asarray(masks.r_w)
-        start = ops.asarray(baseline)[:, None]
-        step = ops.asarray(exp.x - baseline)[:, None]
-        zero_start = not np.any(baseline)
-        acc = ops.zeros64((b, h * w))
+        return RiseMasks(h, w, self.grid, self.p_keep, self.seed)
 
-        def make_block(k: int, lo: int, hi: int) -> Any:
-            return masks.block(ops, k, hi - lo, r_h, r_w)
-
-        def write_queries(block: Any, out: Any) -> None:
-            ops.mul_into(block[None], step, out)
-            if not zero_start:  # the default black baseline adds nothing
-                out += start
-
-        def consume(block: Any, scores: np.ndarray) -> None:
-            flat = block.reshape(len(block), -1)
-            weights = ops.asarray(scores)
-            for i in range(b):  # one product per explicand: same BLAS path whatever B is
-                acc[i] += weights[i] @ flat
-
-        stream(ops, model, self.n_masks, exp, self.batch_size, make_block, write_queries, consume)
-        sal = ops.to_numpy(acc).reshape(b, 1, h, w) / (self.n_masks * self.p_keep)
-        attributions = np.ascontiguousarray(np.broadcast_to(sal, batch.shape), dtype=np.float32)
-        params = {
-            "n_masks": self.n_masks,
-            "grid": self.grid,
-            "p_keep": self.p_keep,
-            "baseline": describe_baseline(self.baseline),
-            "seed": self.seed,
-            "backend": ops.name,
-        }
-        return build_explanation(self.method, exp, attributions, params, clock, n_total)
+    def _attribute(self, call: Call) -> Attribution:
+        b, _, h, w = call.x.shape
+        queries = RiseQueries(self, call, call.setup)
+        call.run(queries)
+        # Eq. 6: S = Σ_i f(z_i) M_i / (N · p_keep)                         (B, 1, H, W)
+        saliency = call.ops.to_numpy(queries.acc).reshape(b, 1, h, w) / (self.n_masks * self.p_keep)
+        return Attribution(np.broadcast_to(saliency, call.x.shape))

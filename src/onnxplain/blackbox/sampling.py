@@ -17,27 +17,23 @@ Runtime session without a host copy). Both are driven by the same explainer code
 deterministic under its seed (their streams differ from each other). Torch is imported only
 when :class:`TorchOps` is built.
 
-Linear filters (the GEEX noise smoothing, the blur baseline) are applied as separable operator
-matrices ``A_h · X · A_wᵀ`` whose columns are the filter's response with torch-style ``reflect``
-padding (= scipy.ndimage ``mode="mirror"``); the same matrices serve both backends and any
-image size.
+Linear filters (the GEEX noise smoothing, the blur baseline, RISE's up-sampling) live in
+:mod:`onnxplain.filters`.
 """
 
 from __future__ import annotations
 
-import math
-from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
 
 from onnxplain.errors import InvalidInputError
+from onnxplain.models.base import model_device
 
 BLOCK = 64
 """Queries per generation block (an even number, so that a block holds whole mirror pairs)."""
 
-Backend = Literal["auto", "numpy", "torch"]
+ArrayBackend = Literal["auto", "numpy", "torch"]
 
 # Independent random streams of one seed (the third SeedSequence key).
 STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4}
@@ -51,79 +47,6 @@ def block_seed_sequence(seed: int, stream: str, block: int) -> np.random.SeedSeq
 def block_ranges(n: int, block: int = BLOCK) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` covering ``range(n)`` in blocks of ``block`` (last one shorter)."""
     return [(s, min(s + block, n)) for s in range(0, n, block)]
-
-
-# -- 1-D filters and their operator matrices --------------------------------------------------
-
-
-def gaussian_taps(size: int, sigma: float) -> np.ndarray:
-    """Taps ``exp(-t²/2σ²)`` at integer offsets ``t = -(size//2) … size//2``, summing to 1.
-
-    The same taps as torchvision's ``GaussianBlur`` kernel and the GEEX reference's smoothing
-    filter (before its Frobenius normalisation).
-    """
-    if size < 1 or size % 2 == 0:
-        raise InvalidInputError(f"a Gaussian kernel size must be a positive odd integer, got {size}.")
-    if not sigma > 0 or not math.isfinite(sigma):
-        raise InvalidInputError(f"a Gaussian kernel sigma must be positive and finite, got {sigma}.")
-    t = np.arange(size, dtype=np.float64) - size // 2
-    w = np.exp(-(t**2) / (2.0 * sigma**2))
-    return w / w.sum()
-
-
-def smoothing_kernel(size: int, sigma: float) -> np.ndarray:
-    """The 2-D GEEX smoothing kernel ``w / ‖w‖_F`` (Cai & Wunder 2024, §3.3), so ``Σ k² = 1``.
-
-    ``w`` is the outer product of :func:`gaussian_taps`; it stays separable after normalisation:
-    ``k = u uᵀ`` with ``u = taps / ‖taps‖₂``.
-    """
-    u = gaussian_taps(size, sigma)
-    u = u / np.linalg.norm(u)
-    return np.outer(u, u)
-
-
-@lru_cache(maxsize=64)
-def _filter_operator_cached(n: int, taps: tuple[float, ...]) -> np.ndarray:
-    eye = np.eye(n, dtype=np.float64)
-    op = ndimage.correlate1d(eye, np.asarray(taps), axis=0, mode="mirror")
-    op.setflags(write=False)
-    return op
-
-
-def filter_operator(n: int, taps: np.ndarray) -> np.ndarray:
-    """The (n, n) matrix ``A`` with ``A @ v`` = ``v`` filtered by ``taps`` with mirror padding.
-
-    Mirror padding reflects about the edge sample without repeating it (torch ``reflect``,
-    scipy ``mirror``); scipy keeps reflecting when the kernel is wider than the signal.
-    """
-    return _filter_operator_cached(int(n), tuple(float(t) for t in taps))
-
-
-def smoothing_variance(height: int, width: int, size: int, sigma: float) -> np.ndarray:
-    """Per-pixel variance of unit white noise after :func:`smoothing_kernel` with mirror padding.
-
-    Exactly 1 in the interior (``Σ k² = 1``); near the border the reflected taps fold onto the
-    same samples and the variance grows (up to ≈1.44 in a corner for (5, 0.7)).
-    """
-    u = gaussian_taps(size, sigma)
-    u = u / np.linalg.norm(u)
-    vh = (filter_operator(height, u) ** 2).sum(axis=1)
-    vw = (filter_operator(width, u) ** 2).sum(axis=1)
-    return np.outer(vh, vw)
-
-
-def blur(images: np.ndarray, size: int = 31, sigma: float = 5.0) -> np.ndarray:
-    """Gaussian blur of (…, H, W) arrays per channel, kernel ``size``/``sigma``, mirror padding.
-
-    Equals torchvision ``GaussianBlur((size, size), sigma)`` (the GEEX reference's "blur"
-    baseline, 31/5.0) on inputs large enough for torch's reflect padding, and is defined for
-    smaller ones too.
-    """
-    taps = gaussian_taps(size, sigma)
-    h, w = images.shape[-2:]
-    ah = filter_operator(h, taps).astype(np.float32)
-    aw = filter_operator(w, taps).astype(np.float32)
-    return (ah @ np.asarray(images, np.float32) @ aw.T).astype(np.float32)
 
 
 # -- path positions ---------------------------------------------------------------------------
@@ -148,32 +71,6 @@ def path_alphas(
     raise InvalidInputError(f"alpha must be 'stratified', 'uniform' or 'reference', not {kind!r}.")
 
 
-# -- RISE up-sampling -------------------------------------------------------------------------
-
-
-def bilinear_operator(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) matrix of order-1 resizing with half-pixel centres and mirror edges.
-
-    The interpolation ``skimage.transform.resize(order=1, mode="reflect", anti_aliasing=False)``
-    performs along one axis (skimage's "reflect" is scipy's "mirror"); RISE up-samples its grids
-    with it. Separable, so a 2-D resize is ``R_h · G · R_wᵀ``.
-    """
-    c = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    i0 = np.floor(c).astype(np.int64)
-    t = c - i0
-    op = np.zeros((n_out, n_in), dtype=np.float64)
-    rows = np.arange(n_out)
-    for idx, weight in ((i0, 1.0 - t), (i0 + 1, t)):
-        if n_in == 1:
-            idx = np.zeros_like(idx)
-        else:
-            period = 2 * (n_in - 1)
-            idx = np.abs(np.mod(idx, period))
-            idx = np.where(idx > n_in - 1, period - idx, idx)
-        np.add.at(op, (rows, idx), weight)
-    return op
-
-
 # -- backends ---------------------------------------------------------------------------------
 
 
@@ -190,12 +87,10 @@ class NumpyOps:
         """Standard normals by the Box–Muller transform of float32 uniforms: z₁ = r·cos θ,
         z₂ = r·sin θ with r = √(−2 ln(1 − u₁)), θ = 2π·u₂ (Box & Muller 1958).
 
-        Vectorised and in place it costs 3.4 ns a number on an AVX-512 Xeon against 8.1 ns for
-        numpy's ziggurat ``standard_normal`` (which made up a quarter of GEEX's wall time on the
-        demo CNN), 3–7 ns against 8.6–9.4 ns on an AVX-512 EPYC (Zen 4), and 6–9 ns against
-        11–12 ns on an AVX2-only EPYC. There numpy's float32 ``log1p`` has no SIMD loop (11.8 ns
-        a number, ``log`` 2.3 ns; on the Zen 4 both take 0.4–0.5 ns), so ln(1 − u₁) is taken as
-        ``log`` of 1 − u₁, which float32 holds exactly (u₁ is a multiple of 2⁻²⁴).
+        Vectorised and in place, it costs less than half of numpy's ziggurat
+        ``standard_normal`` per number (measured per machine in ``benchmarks/README.md``, "Where
+        the time goes"). ln(1 − u₁) is taken as ``log`` of 1 − u₁, which float32 holds exactly
+        (u₁ is a multiple of 2⁻²⁴): numpy's float32 ``log1p`` has no SIMD loop on some CPUs.
         1 − u₁ ∈ [2⁻²⁴, 1] bounds |z| ≤ 5.77: the tail beyond has probability 8·10⁻⁹.
         """
         n = int(np.prod(shape))
@@ -346,11 +241,11 @@ Ops = NumpyOps | TorchOps
 
 def select_backend(backend: str, model: Any) -> Ops:
     """``"numpy"``, ``"torch"`` (on the model's device) or ``"auto"`` (torch only for CUDA models)."""
-    device = str(getattr(model, "device", "cpu") or "cpu")
+    device = model_device(model)
     if backend == "auto":
         backend = "torch" if device.startswith("cuda") else "numpy"
     if backend == "numpy":
         return NumpyOps()
     if backend == "torch":
         return TorchOps(device)
-    raise InvalidInputError(f"backend must be 'auto', 'numpy' or 'torch', not {backend!r}.")
+    raise InvalidInputError(f"array_backend must be 'auto', 'numpy' or 'torch', not {backend!r}.")

@@ -194,7 +194,7 @@ def run_job(job: Job, out: Path, con: Console, *, force: bool = False, identity:
                 "function (check --mean/--std and --torch-mean/--torch-std)."
             )
 
-    from onnxplain.models.base import check_targets
+    from onnxplain.checks import check_targets
 
     t = check_targets(job.target, n_images, job.onnx_model.num_classes)
     probs = np.asarray(job.onnx_model(batch), np.float64)

@@ -114,9 +114,9 @@ def _without_budget(params: dict[str, Any] | None) -> dict[str, Any]:
 
 def torch_device(device: str) -> str:
     """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; an explicit CUDA request must be satisfiable."""
-    from onnxplain.models.torch import resolve_torch_device
+    from onnxplain.devices import torch_device as resolve
 
-    return str(resolve_torch_device(device))
+    return str(resolve(device))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

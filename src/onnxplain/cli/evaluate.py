@@ -76,9 +76,9 @@ def _entries(directory: Path) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from onnxplain.checks import check_targets
     from onnxplain.cli._pipeline import default_step, metric_function
     from onnxplain.images import load_image
-    from onnxplain.models.base import check_targets
 
     con = Console(args)
     metrics = method_list([args.metrics])

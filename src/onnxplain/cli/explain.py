@@ -120,7 +120,7 @@ def _describe_model(model: Any, source: str, preprocess: Any, layout: str) -> di
 
 def predict_all(model: Any, batch: np.ndarray, target: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(targets, target scores, all scores)`` with one query per explicand (non-finite scores raise)."""
-    from onnxplain.models.base import check_targets
+    from onnxplain.checks import check_targets
 
     t = check_targets(target, len(batch), model.num_classes)
     scores = np.asarray(model(batch), dtype=np.float64)

@@ -25,12 +25,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from onnxplain.baselines import Baseline
+from onnxplain.checks import check_positive_float
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.ranking import (
     ChannelReduce,
     attribution_batch,
-    blur,
-    constant_or_array,
     descending_ranks,
     image_batch,
     perturbation_curves,
@@ -38,6 +38,7 @@ from onnxplain.evaluation.ranking import (
     resolve_targets,
 )
 from onnxplain.evaluation.result import MetricResult
+from onnxplain.filters import blur
 from onnxplain.models.base import QueryModel, Target
 
 Aggregate = Literal["curves", "images"]
@@ -59,21 +60,19 @@ def replacement_values(
     ``"gaussian"``: baseline + noise_std·N(0, 1), one independent draw per explicand and dimension;
     ``"blur"``: the explicand blurred with a (blur_size, blur_sigma) Gaussian; an array: used as is.
     """
-    base = 0.0 if baseline is None else baseline
+    base = Baseline.parse(0.0 if baseline is None else baseline, blur_kernel=(blur_size, blur_sigma))
     if isinstance(replacement, str):
         if replacement == "baseline":
-            return constant_or_array(base, batch, "baseline")
+            return base.resolve(batch)
         if replacement == "gaussian":
-            if not (np.isfinite(noise_std) and noise_std > 0):
-                raise InvalidInputError(f"noise_std must be positive and finite, got {noise_std}.")
-            mean = constant_or_array(base, batch, "baseline")
-            return (mean + noise_std * rng.standard_normal(batch.shape)).astype(np.float32)
+            noise_std = check_positive_float("noise_std", noise_std)
+            return (base.resolve(batch) + noise_std * rng.standard_normal(batch.shape)).astype(np.float32)
         if replacement == "blur":
             return blur(batch, blur_size, blur_sigma)
         raise InvalidInputError(
             f"replacement must be 'baseline', 'gaussian', 'blur' or an array, not {replacement!r}."
         )
-    return constant_or_array(replacement, batch, "replacement")
+    return Baseline.parse(replacement, what="replacement").resolve(batch)
 
 
 def aopc_scores(curves: np.ndarray, aggregate: Aggregate) -> tuple[float, np.ndarray]:

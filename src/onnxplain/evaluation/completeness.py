@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from onnxplain.baselines import Baseline
 from onnxplain.errors import InvalidInputError
-from onnxplain.evaluation.ranking import constant_or_array, image_batch
+from onnxplain.evaluation.ranking import image_batch
 from onnxplain.evaluation.result import MetricResult
 from onnxplain.explanation import Explanation
 from onnxplain.models.base import QueryModel
@@ -51,7 +52,7 @@ def completeness_gap(
             raise InvalidInputError(
                 f"attributions of shape {np.shape(attributions)} do not match x of shape {batch.shape}."
             )
-        base = constant_or_array(baseline, batch, "baseline")
+        base = Baseline.parse(baseline).resolve(batch)
         out = np.asarray(model(np.concatenate([batch, base])), dtype=np.float64)
         rows = np.arange(len(batch))
         fx = out[rows, targets]

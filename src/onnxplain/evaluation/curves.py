@@ -30,13 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from onnxplain.baselines import Baseline
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.ranking import (
     ChannelReduce,
     RankMode,
     attribution_batch,
-    blur,
-    constant_or_array,
     descending_ranks,
     image_batch,
     perturbation_curves,
@@ -52,13 +51,7 @@ def substrate_values(
     batch: np.ndarray, substrate: str | Any, *, blur_size: int = 11, blur_sigma: float = 5.0
 ) -> np.ndarray:
     """(B,C,H,W) substrate: ``"zero"``, ``"blur"`` (of each explicand) or a scalar/array."""
-    if isinstance(substrate, str):
-        if substrate == "zero":
-            return np.zeros_like(batch)
-        if substrate == "blur":
-            return blur(batch, blur_size, blur_sigma)
-        raise InvalidInputError(f"substrate must be 'zero', 'blur' or an array, not {substrate!r}.")
-    return constant_or_array(substrate, batch, "substrate")
+    return Baseline.parse(substrate, blur_kernel=(blur_size, blur_sigma), what="substrate").resolve(batch)
 
 
 def _curve_metric(

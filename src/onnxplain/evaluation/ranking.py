@@ -16,11 +16,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
 
+from onnxplain.checks import check_targets
 from onnxplain.errors import InvalidInputError
 from onnxplain.explanation import Explanation
-from onnxplain.models.base import QueryModel, as_batch, check_targets, predict, preferred_batch_size
+from onnxplain.models.base import QueryModel, as_batch, predict, preferred_batch_size
 
 ChannelReduce = Literal["mean", "sum", "abs"]
 RankMode = Literal["pixel", "dimension"]
@@ -125,46 +125,6 @@ def descending_ranks(keys: np.ndarray) -> np.ndarray:
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(keys.shape[1])[None].repeat(len(keys), 0), axis=1)
     return ranks
-
-
-def gaussian_kernel1d(size: int, sigma: float) -> np.ndarray:
-    """Normalised 1-D Gaussian taps at integer offsets −size//2..size//2 (torchvision's GaussianBlur)."""
-    if size <= 0 or size % 2 == 0:
-        raise InvalidInputError(f"blur kernel size must be a positive odd integer, got {size}.")
-    if not sigma > 0:
-        raise InvalidInputError(f"blur sigma must be positive, got {sigma}.")
-    t = np.arange(size, dtype=np.float64) - size // 2
-    k = np.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def blur(batch: np.ndarray, size: int = 31, sigma: float = 5.0) -> np.ndarray:
-    """Separable Gaussian blur of (B,C,H,W) over H and W with torch-style reflect padding.
-
-    Defaults are the GEEX reference's ``GaussianBlur((31, 31), 5.0)``; torch "reflect" padding
-    (edge not repeated) is scipy's ``mode="mirror"``.
-    """
-    k = gaussian_kernel1d(size, sigma)
-    out = ndimage.correlate1d(batch.astype(np.float64), k, axis=-1, mode="mirror")
-    out = ndimage.correlate1d(out, k, axis=-2, mode="mirror")
-    return out.astype(np.float32)
-
-
-def constant_or_array(value: Any, batch: np.ndarray, what: str) -> np.ndarray:
-    """A scalar, (C,H,W), (1,H,W), per-channel (C,) or (B,C,H,W) value broadcast to the batch."""
-    b, c, h, w = batch.shape
-    v = np.asarray(value, dtype=np.float32)
-    if v.ndim == 1 and v.shape[0] in (1, c):
-        v = v.reshape(1, -1, 1, 1)
-    try:
-        out = np.broadcast_to(v, batch.shape)
-    except ValueError:
-        raise InvalidInputError(
-            f"{what} of shape {v.shape} cannot be broadcast to the explicands' shape {batch.shape}."
-        ) from None
-    if not np.isfinite(out).all():
-        raise InvalidInputError(f"{what} contains NaN or infinite values.")
-    return np.ascontiguousarray(out)
 
 
 def step_counts(n_features: int, step: int, n_points: int | None = None) -> np.ndarray:

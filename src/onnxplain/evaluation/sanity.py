@@ -123,8 +123,8 @@ def randomisation_check(
     """
     import torch
 
+    from onnxplain.checks import check_targets
     from onnxplain.export import export_onnx
-    from onnxplain.models.base import check_targets
     from onnxplain.models.onnx import OnnxModel
 
     if not isinstance(module, torch.nn.Module):

@@ -18,17 +18,18 @@ Conventions shared by all methods of :mod:`onnxplain.gradients`:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from onnxplain.errors import DeviceUnavailableError, InvalidInputError, NonFiniteOutputError
+from onnxplain.checks import check_choice, check_optional_positive_int, check_targets
+from onnxplain.devices import torch_device
+from onnxplain.errors import InvalidInputError, NonFiniteOutputError
 from onnxplain.explanation import Explanation
 
 Output = Literal["probs", "logits"]
@@ -48,52 +49,8 @@ def auto_batch_size(sample_numel: int) -> int:
     return int(min(MAX_AUTO_BATCH, max(1, AUTO_BATCH_ELEMENTS // max(1, sample_numel))))
 
 
-# -- constructor validation -----------------------------------------------------------------------
-
-
 def check_output(output: str) -> Output:
-    if output not in ("probs", "logits"):
-        raise InvalidInputError(f"output must be 'probs' or 'logits', not {output!r}.")
-    return output  # type: ignore[return-value]
-
-
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def check_nonnegative(name: str, value: Any, *, positive: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        kind = "positive" if positive else "non-negative"
-        raise InvalidInputError(f"{name} must be a finite {kind} number, got {value!r}.")
-    return v
-
-
-def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
-    return int(seed)
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise InvalidInputError(f"{name} must be one of {', '.join(map(repr, choices))}, not {value!r}.")
-    return str(value)
-
-
-def check_bounds(bounds: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(b) for b in bounds)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"bounds must be a pair (low, high), got {bounds!r}.") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise InvalidInputError(f"bounds must be finite with low < high, got {bounds!r}.")
-    return lo, hi
+    return check_choice("output", output, ("probs", "logits"))  # type: ignore[return-value]
 
 
 # -- devices, dtypes, inputs ----------------------------------------------------------------------
@@ -108,17 +65,7 @@ def resolve_device(model: nn.Module, device: str | torch.device | None) -> torch
         for tensor in _tensors_of(model):
             return tensor.device
         return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InvalidInputError(f"device must be 'cpu', 'cuda' or 'cuda:i', not {device!r}.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailableError(f"device {device!r} was requested but CUDA is not available here.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceUnavailableError(
-                f"device {device!r} was requested but only {torch.cuda.device_count()} CUDA device(s) exist."
-            )
+    dev = torch_device(device)
     model.to(dev)
     return dev
 
@@ -183,22 +130,8 @@ def targets_tensor(target: TargetLike, n: int, device: torch.device) -> torch.Te
 
     The upper bound (the model's class count) is checked by :class:`Runner` on the first forward.
     """
-    if target is None:
-        return None
-    t = target.detach().cpu().numpy() if isinstance(target, torch.Tensor) else np.asarray(target)
-    if t.ndim == 0:
-        t = np.full(n, t)
-    if t.ndim != 1 or len(t) != n:
-        raise InvalidInputError(f"target must be an int or a sequence of {n} ints, got shape {t.shape}.")
-    if t.dtype == bool or not (np.issubdtype(t.dtype, np.integer) or np.issubdtype(t.dtype, np.floating)):
-        raise InvalidInputError("target must hold integer class indices.")
-    if np.issubdtype(t.dtype, np.floating):
-        if not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0):
-            raise InvalidInputError("target must hold integer class indices.")
-    t = t.astype(np.int64)
-    if np.any(t < 0):
-        raise InvalidInputError(f"target {int(t[t < 0][0])} is out of range: class indices are >= 0.")
-    return torch.from_numpy(t).to(device)
+    t = check_targets(target, n)
+    return None if t is None else torch.from_numpy(t).to(device)
 
 
 # -- the module during a call ---------------------------------------------------------------------
@@ -439,7 +372,12 @@ class GradientMethod:
     Subclasses set :attr:`name` and implement :meth:`_attribute`.
     """
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    budget_param: ClassVar[str | None] = None
+    """The constructor argument that sets the method's cost (steps or samples; what ``--steps``
+    sets), or None for a single-gradient method."""
+    seeded: ClassVar[bool] = False
+    """Whether the method draws random numbers (and takes a ``seed``)."""
     bounds: tuple[float, float] | None = None
     needs_scores: bool = True
     """False for methods that read f(x) off their own passes: given an explicit target they skip
@@ -457,7 +395,7 @@ class GradientMethod:
         ``memory_format`` see :func:`wants_channels_last` and :class:`PreparedModule`."""
         self.output = check_output(output)
         self.device = device
-        self.batch_size = None if batch_size is None else check_positive_int("batch_size", batch_size)
+        self.batch_size = check_optional_positive_int("batch_size", batch_size)
         self.memory_format = check_choice("memory_format", memory_format, MEMORY_FORMATS)
 
     def params(self) -> dict[str, Any]:

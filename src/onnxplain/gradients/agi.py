@@ -6,17 +6,13 @@ from typing import Any, Literal
 
 import torch
 
+from onnxplain.checks import check_bounds, check_choice, check_positive_float, check_positive_int, check_seed
 from onnxplain.gradients._common import (
     GradientMethod,
     MemoryFormat,
     Output,
     Result,
     Runner,
-    check_bounds,
-    check_choice,
-    check_nonnegative,
-    check_positive_int,
-    check_seed,
 )
 from onnxplain.gradients._explore import ClassSelection, explore, false_classes
 
@@ -64,6 +60,8 @@ class AGI(GradientMethod):
     """
 
     name = "agi"
+    budget_param = "steps"
+    seeded = True
 
     def __init__(
         self,
@@ -81,7 +79,7 @@ class AGI(GradientMethod):
         memory_format: MemoryFormat = "auto",
     ) -> None:
         super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
-        self.epsilon = check_nonnegative("epsilon", epsilon, positive=True)
+        self.epsilon = check_positive_float("epsilon", epsilon)
         self.steps = check_positive_int("steps", steps)
         self.n_classes = check_positive_int("n_classes", n_classes)
         self.class_selection = check_choice(

@@ -8,6 +8,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from onnxplain.checks import (
+    check_bounds,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 from onnxplain.errors import InvalidInputError
 from onnxplain.gradients._common import (
     GradientMethod,
@@ -15,10 +22,6 @@ from onnxplain.gradients._common import (
     Output,
     Result,
     Runner,
-    check_bounds,
-    check_nonnegative,
-    check_positive_int,
-    check_seed,
     torch_generator,
 )
 from onnxplain.gradients.dct import spectrum_transform
@@ -87,6 +90,8 @@ class AttEXplore(GradientMethod):
     """
 
     name = "attexplore"
+    budget_param = "steps"
+    seeded = True
 
     def __init__(
         self,
@@ -109,14 +114,14 @@ class AttEXplore(GradientMethod):
         memory_format: MemoryFormat = "auto",
     ) -> None:
         super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
-        self.epsilon = check_nonnegative("epsilon", epsilon, positive=True)
+        self.epsilon = check_positive_float("epsilon", epsilon)
         self.n_approx = check_positive_int("n_approx", n_approx)
         self.steps = check_positive_int("steps", steps)
-        self.momentum = check_nonnegative("momentum", momentum)
-        self.rho = check_nonnegative("rho", rho)
+        self.momentum = check_nonnegative_float("momentum", momentum)
+        self.rho = check_nonnegative_float("rho", rho)
         if self.rho > 1:
             raise InvalidInputError(f"rho must lie in [0, 1], got {rho}.")
-        self.noise_sigma = check_nonnegative("noise_sigma", noise_sigma)
+        self.noise_sigma = check_nonnegative_float("noise_sigma", noise_sigma)
         if input_diversity is True:
             input_diversity = "pad"
         if input_diversity not in (False, "pad", "resize"):
@@ -127,10 +132,10 @@ class AttEXplore(GradientMethod):
         self.ti_size = check_positive_int("ti_size", ti_size)
         if self.ti_size % 2 == 0:
             raise InvalidInputError(f"ti_size must be odd, got {ti_size}.")
-        self.di_prob = check_nonnegative("di_prob", di_prob)
+        self.di_prob = check_nonnegative_float("di_prob", di_prob)
         if self.di_prob > 1:
             raise InvalidInputError(f"di_prob must lie in [0, 1], got {di_prob}.")
-        self.di_rate = check_nonnegative("di_rate", di_rate)
+        self.di_rate = check_nonnegative_float("di_rate", di_rate)
         if self.di_rate <= 1:
             raise InvalidInputError(f"di_rate must be greater than 1, got {di_rate}.")
         self.seed = check_seed(seed)

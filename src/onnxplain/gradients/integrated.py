@@ -7,18 +7,17 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from onnxplain.baselines import Baseline
+from onnxplain.checks import check_choice, check_positive_int
 from onnxplain.gradients._common import (
     GradientMethod,
     MemoryFormat,
     Output,
     Result,
     Runner,
-    check_choice,
-    check_positive_int,
     gather,
     sum_groups,
 )
-from onnxplain.gradients.baselines import check_baseline_spec, describe_baseline, make_baseline
 
 Rule = Literal["trapezoid", "riemann_right", "gausslegendre"]
 RULES: tuple[str, ...] = ("trapezoid", "riemann_right", "gausslegendre")
@@ -96,6 +95,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "ig"
+    budget_param = "steps"
     needs_scores = False
 
     def __init__(
@@ -112,20 +112,20 @@ class IntegratedGradients(GradientMethod):
         super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.rule = check_choice("rule", rule, RULES)
         self.steps = check_positive_int("steps", steps, 2 if rule == "trapezoid" else 1)
-        self.baseline = check_baseline_spec(baseline)
+        self.baseline = Baseline.parse(baseline)
 
     def params(self) -> dict[str, Any]:
         return {
             **super().params(),
             "steps": self.steps,
             "rule": self.rule,
-            "baseline": describe_baseline(self.baseline),
+            "baseline": self.baseline.describe(),
         }
 
     def _attribute(
         self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
     ) -> Result:
-        base = make_baseline(self.baseline, x)
+        base = self.baseline.resolve_torch(x)
         alphas_np, weights_np = quadrature(self.rule, self.steps)
         alphas = torch.as_tensor(alphas_np, dtype=x.dtype, device=x.device)
         weights = torch.as_tensor(weights_np, dtype=x.dtype, device=x.device)

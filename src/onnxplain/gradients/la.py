@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import torch
 
+from onnxplain.checks import check_choice, check_positive_float, check_positive_int, check_seed
 from onnxplain.errors import InvalidInputError
 from onnxplain.gradients._common import (
     GradientMethod,
@@ -13,10 +14,6 @@ from onnxplain.gradients._common import (
     Output,
     Result,
     Runner,
-    check_choice,
-    check_nonnegative,
-    check_positive_int,
-    check_seed,
 )
 from onnxplain.gradients._explore import explore, false_classes
 
@@ -67,6 +64,8 @@ class LA(GradientMethod):
     """
 
     name = "la"
+    budget_param = "steps"
+    seeded = True
     bounds = (0.0, 1.0)
 
     def __init__(
@@ -83,7 +82,7 @@ class LA(GradientMethod):
         memory_format: MemoryFormat = "auto",
     ) -> None:
         super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
-        self.spatial_range = check_nonnegative("spatial_range", spatial_range, positive=True)
+        self.spatial_range = check_positive_float("spatial_range", spatial_range)
         self.steps = check_positive_int("steps", steps)
         self.samples = check_positive_int("samples", samples)
         self.variant = check_choice("variant", variant, ("reference", "paper"))

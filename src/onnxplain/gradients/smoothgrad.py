@@ -7,15 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from onnxplain.checks import check_nonnegative_float, check_positive_int, check_seed
 from onnxplain.gradients._common import (
     GradientMethod,
     MemoryFormat,
     Output,
     Result,
     Runner,
-    check_nonnegative,
-    check_positive_int,
-    check_seed,
     sum_groups,
     torch_generator,
 )
@@ -49,6 +47,8 @@ class SmoothGrad(GradientMethod):
     """
 
     name = "smoothgrad"
+    budget_param = "samples"
+    seeded = True
 
     def __init__(
         self,
@@ -64,7 +64,7 @@ class SmoothGrad(GradientMethod):
     ) -> None:
         super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
         self.samples = check_positive_int("samples", samples)
-        self.sigma = check_nonnegative("sigma", sigma)
+        self.sigma = check_nonnegative_float("sigma", sigma)
         self.seed = check_seed(seed)
         self.abs = bool(abs)
 

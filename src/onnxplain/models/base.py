@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from onnxplain.checks import check_targets
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
 
 OutputHead = Literal["probs", "logits", "raw"]
@@ -37,6 +38,54 @@ class QueryModel(Protocol):
     num_classes: int
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class InstrumentedModel(QueryModel, Protocol):
+    """A :class:`QueryModel` that also counts, times and budgets its queries and knows the batch
+    size it runs best at: every adapter of this package (:class:`BaseQueryModel`).
+
+    Explainers test for it with ``isinstance``; a plain QueryModel (any object with
+    ``input_shape``, ``num_classes`` and ``__call__``) still works, without counters or budget.
+    """
+
+    n_queries: int
+    model_seconds: float
+    max_queries: int | None
+    device: str
+    uses_host_cpu: bool
+
+    def admit(self, n: int) -> None: ...
+
+    def best_batch_size(self) -> int: ...
+
+    def reset_counters(self) -> None: ...
+
+
+def queries_spent(model: QueryModel) -> int:
+    """Samples the model has forwarded so far (0 for a model that does not count)."""
+    return int(model.n_queries) if isinstance(model, InstrumentedModel) else 0
+
+
+def time_spent(model: QueryModel) -> float:
+    """Seconds the model has spent in its runtime so far (0 for a model that does not time)."""
+    return float(model.model_seconds) if isinstance(model, InstrumentedModel) else 0.0
+
+
+def model_device(model: QueryModel) -> str:
+    """Where the model computes (``"cpu"`` unless an instrumented model says otherwise)."""
+    return str(model.device or "cpu") if isinstance(model, InstrumentedModel) else "cpu"
+
+
+def check_budget(model: QueryModel, needed: int) -> None:
+    """Refuse, before any query, work of ``needed`` queries that the model's budget cannot cover."""
+    if isinstance(model, InstrumentedModel) and model.max_queries is not None:
+        left = int(model.max_queries) - int(model.n_queries)
+        if needed > left:
+            raise QueryBudgetExceeded(
+                f"this explanation needs {needed} queries but only {left} of the model's budget of "
+                f"{model.max_queries} remain."
+            )
 
 
 @dataclass(frozen=True)
@@ -101,25 +150,6 @@ def as_batch(x: Any, input_shape: Sequence[int]) -> tuple[np.ndarray, bool]:
     )
 
 
-def check_targets(target: Target, n: int, num_classes: int) -> np.ndarray | None:
-    """Validate an explicit target (int or per-image sequence); ``None`` stays ``None``."""
-    if target is None:
-        return None
-    t = np.asarray(target)
-    if t.ndim == 0:
-        t = np.full(n, t)
-    if t.ndim != 1 or len(t) != n:
-        raise InvalidInputError(f"target must be an int or a sequence of {n} ints, got shape {t.shape}.")
-    if not np.issubdtype(t.dtype, np.integer):
-        if not np.all(np.equal(np.mod(t, 1), 0)):
-            raise InvalidInputError("target must hold integer class indices.")
-        t = t.astype(np.int64)
-    bad = t[(t < 0) | (t >= num_classes)]
-    if bad.size:
-        raise InvalidInputError(f"target {int(bad[0])} is out of range for a model with {num_classes} classes.")
-    return t.astype(np.int64)
-
-
 def predict(model: QueryModel, batch: np.ndarray, target: Target = None) -> tuple[np.ndarray, np.ndarray]:
     """One query per explicand: return ``(targets, scores)`` with ``target=None`` meaning the top class."""
     t = check_targets(target, len(batch), model.num_classes)
@@ -139,9 +169,8 @@ def preferred_batch_size(model: QueryModel, requested: int | None = None) -> int
         if requested <= 0:
             raise InvalidInputError(f"batch_size must be positive, got {requested}.")
         return int(requested)
-    best = getattr(model, "best_batch_size", None)
-    if callable(best):
-        return int(best())
+    if isinstance(model, InstrumentedModel):
+        return int(model.best_batch_size())
     return DEFAULT_BATCH_SIZE
 
 
@@ -164,7 +193,7 @@ class BaseQueryModel:
     device: str = "cpu"
     uses_host_cpu: bool = True
     """Whether the model computes on this machine's CPUs (decides whether explainers build the
-    next queries on a helper thread, :func:`onnxplain.blackbox._common.prefetch_pays`)."""
+    next queries on a helper thread, :func:`onnxplain.blackbox.streaming.prefetch_pays`)."""
 
     def __init__(
         self,

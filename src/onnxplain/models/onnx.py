@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from onnxplain.devices import parse_device
 from onnxplain.errors import DeviceUnavailableError, InvalidInputError, ModelLoadError
 from onnxplain.models.base import BaseQueryModel, Normalize, OutputHead
 
@@ -70,26 +71,22 @@ def cuda_available() -> bool:
     return cuda_device_count() > 0 and "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def parse_device(device: str) -> tuple[str, int]:
+def ort_device(device: str) -> tuple[str, int]:
     """``"auto"|"cpu"|"cuda"|"cuda:i"`` → ``("cpu"|"cuda", index)``; auto picks CUDA only when usable."""
-    if device == "auto":
+    spec = parse_device(device)
+    if spec.kind == "auto":
         return ("cuda", 0) if cuda_available() else ("cpu", 0)
-    if device == "cpu":
+    if spec.kind == "cpu":
         return "cpu", 0
-    if device == "cuda" or device.startswith("cuda:"):
-        index_text = device.partition(":")[2] or "0"
-        if not index_text.isdigit():
-            raise InvalidInputError(f"device {device!r} is not of the form 'cuda:<index>'.")
-        index = int(index_text)
-        if not cuda_available():
-            raise DeviceUnavailableError(
-                f"device {device!r} was requested but CUDA is not available on this machine "
-                "(no CUDA device, or onnxruntime-gpu is not installed); use --device cpu."
-            )
-        if index >= cuda_device_count():
-            raise DeviceUnavailableError(f"device {device!r} does not exist: {cuda_device_count()} CUDA device(s).")
-        return "cuda", index
-    raise InvalidInputError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', not {device!r}.")
+    index = spec.index or 0
+    if not cuda_available():
+        raise DeviceUnavailableError(
+            f"device {device!r} was requested but CUDA is not available on this machine "
+            "(no CUDA device, or onnxruntime-gpu is not installed); use --device cpu."
+        )
+    if index >= cuda_device_count():
+        raise DeviceUnavailableError(f"device {device!r} does not exist: {cuda_device_count()} CUDA device(s).")
+    return "cuda", index
 
 
 def _read_model_bytes(model: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
@@ -251,7 +248,7 @@ class OnnxModel(BaseQueryModel):
             raise InvalidInputError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}.")
         if batch_size != "auto" and not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
             raise InvalidInputError(f"batch_size must be 'auto' or a positive integer, got {batch_size!r}.")
-        self.device_type, self.device_id = parse_device(device)
+        self.device_type, self.device_id = ort_device(device)
         self.io_binding = self.device_type == "cuda" if io_binding is None else bool(io_binding)
         if cuda_graph and (self.device_type != "cuda" or not self.io_binding):
             raise InvalidInputError("cuda_graph=True needs a CUDA device and IO binding.")

@@ -11,23 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from onnxplain.devices import torch_device
 from onnxplain.errors import InvalidInputError
 from onnxplain.models.base import BaseQueryModel, Normalize, OutputHead
-
-
-def resolve_torch_device(device: str | torch.device) -> torch.device:
-    """``"cpu"``, ``"cuda"``, ``"cuda:i"`` or ``"auto"`` as a torch device, with a clear error if absent."""
-    from onnxplain.errors import DeviceUnavailableError
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"device {device!r} is not a torch device name.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError(f"device {device!r} was requested but CUDA is not available to torch here.")
-    return dev
 
 
 class TorchModel(BaseQueryModel):
@@ -56,7 +42,7 @@ class TorchModel(BaseQueryModel):
         shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
         if shape is None:
             raise InvalidInputError("input_shape is required: the module does not declare one.")
-        self.torch_device = resolve_torch_device(device)
+        self.torch_device = torch_device(device)
         self.module = module.eval().to(self.torch_device)
         super().__init__(
             shape, num_classes or 1, output=output, batch_size=batch_size, max_queries=max_queries, preprocess=preprocess
