@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import harness as h
 from benchmarks.__main__ import benchmark_names, script_flags
+from benchmarks.harness import reporting, timing
 from tests.models.builders import linear_model
 
 
@@ -22,7 +23,7 @@ def test_interleave_alternates_order_and_excludes_warmup() -> None:
 
 def test_interleave_pauses_before_every_timed_call_and_not_in_the_timing(monkeypatch) -> None:
     events: list[object] = []
-    monkeypatch.setattr(h.time, "sleep", lambda s: events.append(s))
+    monkeypatch.setattr(timing.time, "sleep", lambda s: events.append(s))
     cases = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
     timings, _ = h.interleave(cases, repeats=2, warmup=1, verbose=False, settle=0.25)
     assert events == ["a", "b", 0.25, "a", 0.25, "b", 0.25, "b", 0.25, "a"]
@@ -39,11 +40,11 @@ def test_interleave_times_blocks_of_short_calls_with_a_count_fixed_in_the_first_
 
     def fast() -> None:
         calls["fast"] += 1
-        h.time.sleep(0.002)
+        timing.time.sleep(0.002)
 
     def slow() -> None:
         calls["slow"] += 1
-        h.time.sleep(0.03)
+        timing.time.sleep(0.03)
 
     timed, _ = h.interleave(
         {"fast": fast, "slow": slow}, repeats=3, warmup=0, verbose=False, settle=0, min_block=0.02
@@ -87,8 +88,8 @@ def test_write_section_replaces_only_its_block(tmp_path, monkeypatch) -> None:
 
 def test_publish_saves_and_writes_unless_told_not_to(monkeypatch, capsys) -> None:
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(h, "save_results", lambda name, data: calls.append(("save", name)))
-    monkeypatch.setattr(h, "write_section", lambda name, md: calls.append(("write", md)))
+    monkeypatch.setattr(reporting, "save_results", lambda name, data: calls.append(("save", name)))
+    monkeypatch.setattr(reporting, "write_section", lambda name, md: calls.append(("write", md)))
     assert h.publish("x", {"a": 1}, "| table |") == 0
     assert calls == [("save", "x"), ("write", "| table |")]
     assert "| table |" in capsys.readouterr().out
@@ -98,7 +99,7 @@ def test_publish_saves_and_writes_unless_told_not_to(monkeypatch, capsys) -> Non
 
 
 def test_run_isolated_sees_a_known_allocation() -> None:
-    run = h.run_isolated("benchmarks.harness:calibration_setup", {"mib": 200})
+    run = h.run_isolated("benchmarks.harness.memory:calibration_setup", {"mib": 200})
     assert run.peak_reset
     assert 190 * 2**20 <= run.added <= 260 * 2**20
     assert run.peak_process >= run.rss_before + run.added - 2**20
@@ -106,8 +107,8 @@ def test_run_isolated_sees_a_known_allocation() -> None:
 
 
 def test_run_isolated_reports_a_failing_child() -> None:
-    with pytest.raises(RuntimeError, match="isolated run of benchmarks.harness:no_such_function failed"):
-        h.run_isolated("benchmarks.harness:no_such_function", {})
+    with pytest.raises(RuntimeError, match="isolated run of benchmarks.harness.memory:no_such_function failed"):
+        h.run_isolated("benchmarks.harness.memory:no_such_function", {})
 
 
 def test_best_per_sample_time_sweeps_batch_sizes() -> None:
@@ -186,3 +187,18 @@ def test_profile_splits_onnx_runtime_time_from_the_rest() -> None:
     assert any("sort" in n for n in names)
     assert [t for _, t in rest] == sorted((t for _, t in rest), reverse=True)
     assert model.n_queries == 64 and model.n_calls == 16  # 16 calls of 4 went through ORT's run
+
+
+def test_write_section_never_eats_a_hand_written_section(tmp_path) -> None:
+    # the layout that once deleted "Paper Table 1 reproduction": an empty block, a hand-written
+    # section, then a second copy of the same block
+    readme = tmp_path / "README.md"
+    hand = "## Paper Table 1 reproduction\n\nhand-written text\n"
+    readme.write_text(f"# B\n\n{h.begin_marker('p')}\n{h.end_marker('p')}\n\n{hand}\n{h.begin_marker('p')}\nold\n{h.end_marker('p')}\n")
+    assert h.write_section("p", "new", readme)
+    text = readme.read_text()
+    assert hand in text and f"{h.begin_marker('p')}\nnew\n{h.end_marker('p')}" in text
+    broken = tmp_path / "broken.md"
+    broken.write_text(f"{h.begin_marker('q')}\n## a heading someone typed inside\n{h.end_marker('q')}\n")
+    with pytest.raises(ValueError, match="hand-written"):
+        h.write_section("q", "new", broken)

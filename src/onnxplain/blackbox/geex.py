@@ -204,7 +204,8 @@ class GEEX(_GaussianEstimator):
         sigma: standard deviation of the Gaussian noise actually applied, in the model's input
             units (0.1 for [0,1] pixels). GEEX integrates the gradient of f smoothed by
             N(0, σ²): a large σ breaks completeness and drifts from IG, a small one leaves the
-            map noisier (the measured trade-off is in ``benchmarks/README.md``, "GEEX σ").
+            map noisier (the measured trade-off is in ``benchmarks/README.md``, "GEEX σ:
+            completeness and deletion AOPC").
         baseline: x̂: ``"zero"``, a constant, ``"blur"`` (Gaussian blur of the explicand, kernel
             31, σ 5, as the reference), ``"blur(k,σ)"`` or an array (C,), (C,H,W) or (B,C,H,W).
         smoothing: ``None`` or ``(kernel_size, sigma)``: the noise is convolved with a Gaussian

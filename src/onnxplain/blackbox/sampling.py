@@ -88,8 +88,8 @@ class NumpyOps:
         z₂ = r·sin θ with r = √(−2 ln(1 − u₁)), θ = 2π·u₂ (Box & Muller 1958).
 
         Vectorised and in place, it costs less than half of numpy's ziggurat
-        ``standard_normal`` per number (measured per machine in ``benchmarks/README.md``, "Where
-        the time goes"). ln(1 − u₁) is taken as ``log`` of 1 − u₁, which float32 holds exactly
+        ``standard_normal`` per number (measured per machine in ``benchmarks/README.md``,
+        "Gaussian noise cost (Box–Muller)"). ln(1 − u₁) is taken as ``log`` of 1 − u₁, which float32 holds exactly
         (u₁ is a multiple of 2⁻²⁴): numpy's float32 ``log1p`` has no SIMD loop on some CPUs.
         1 − u₁ ∈ [2⁻²⁴, 1] bounds |z| ≤ 5.77: the tail beyond has probability 8·10⁻⁹.
         """

@@ -71,8 +71,8 @@ def prefetch_pays(model: QueryModel, build_seconds: float, call_seconds: float) 
     them free: always. A CPU model already uses every core (ONNX Runtime's intra-op pool): a
     helper thread then steals cycles from the model's parallel sections, and a descheduled worker
     stalls each section's barrier, so it pays only when building the queries is a large share of
-    the call (:data:`PREFETCH_BUILD_SHARE`; measurements in ``benchmarks/README.md``, "Where the
-    time goes").
+    the call (:data:`PREFETCH_BUILD_SHARE`; measurements in ``benchmarks/README.md``, "Prefetching
+    the next call's queries").
     """
     if PREFETCH is not None:
         return PREFETCH

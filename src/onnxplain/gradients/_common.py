@@ -211,8 +211,9 @@ def sum_groups(g: torch.Tensor, n_groups: int) -> torch.Tensor:
     """``Σ_k g[n·K + k]`` for n < ``n_groups`` (K = len(g) / n_groups): a (n_groups, *g.shape[1:]) sum.
 
     Reduces in g's own memory order. A module run channels-last hands back channels-last input
-    gradients, and summing those across their NCHW view reads with strides: 8.1 ms instead of
-    1.4 ms for 50×3×224×224 on CPU (same values, bit for bit).
+    gradients, and summing those across their NCHW view reads with strides: several times slower
+    for the same values, bit for bit (``benchmarks/README.md``, "Channels-last layout and gradient
+    sums").
     """
     if g.ndim == 4 and not g.is_contiguous() and g.is_contiguous(memory_format=torch.channels_last):
         nhwc = g.permute(0, 2, 3, 1)
@@ -273,7 +274,8 @@ class Runner:
 
         A method that writes its points into it (``out=``) spares the layout copy of every chunk
         on the way into the module; with operands in the same layout (:meth:`in_layout`) the
-        write runs in memory order (IG's 50×3×224×224 path: 1.2–1.4 ms instead of 3.6 ms).
+        write runs in memory order (``benchmarks/README.md``, "Channels-last layout and gradient
+        sums").
         """
         return torch.empty(shape, dtype=self.dtype, device=self.device, memory_format=self._chunk_format(len(shape)))
 
