@@ -151,7 +151,7 @@ def test_deterministic_under_a_seed_and_seed_sensitive(cnn: nn.Module) -> None:
 def test_input_diversity_pads_to_the_larger_canvas() -> None:
     rec = Recorder(make_cnn())
     x = images(1)[0]
-    AttEXplore(n_approx=2, steps=1, di_prob=1.0).explain(rec, x)
+    AttEXplore(n_approx=2, steps=1, di_prob=1.0, input_diversity="pad").explain(rec, x)
     assert [tuple(b.shape[-2:]) for b in rec.inputs] == [(16, 16), (18, 18)]  # ⌊1.15·16⌋ = 18
     q = rec.inputs[1]
     border = torch.cat([q[..., 0, :], q[..., -1, :], q[..., :, 0], q[..., :, -1]], dim=-1)
@@ -161,13 +161,28 @@ def test_input_diversity_pads_to_the_larger_canvas() -> None:
     assert [tuple(b.shape[-2:]) for b in rec.inputs] == [(16, 16), (16, 16)]
 
 
-def test_fixed_size_models_need_resize_diversity() -> None:
+def test_fixed_size_models_fall_back_to_resize_diversity_by_default() -> None:
     fixed = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10))
     x = images(1)[0]
     with pytest.raises(InvalidInputError, match="input_diversity='resize'"):
-        AttEXplore(n_approx=2, steps=1, di_prob=1.0).explain(fixed, x)
-    e = AttEXplore(n_approx=2, steps=1, di_prob=1.0, input_diversity="resize").explain(fixed, x)
+        AttEXplore(n_approx=2, steps=1, di_prob=1.0, input_diversity="pad").explain(fixed, x)
+    e = AttEXplore(n_approx=2, steps=1, di_prob=1.0).explain(fixed, x)
+    forced = AttEXplore(n_approx=2, steps=1, di_prob=1.0, input_diversity="resize").explain(fixed, x)
     assert e.attributions.shape == (3, 16, 16) and e.params["input_diversity"] == "resize"
+    np.testing.assert_array_equal(e.attributions, forced.attributions)
+    assert e.n_queries == forced.n_queries  # the failed probe returned nothing, so counts nothing
+
+
+def test_models_that_take_any_size_keep_the_reference_padding() -> None:
+    rec = Recorder(make_cnn())
+    x = images(1)[0]
+    e = AttEXplore(n_approx=2, steps=1, di_prob=1.0).explain(rec, x)
+    assert e.params["input_diversity"] == "pad"
+    assert (18, 18) in [tuple(b.shape[-2:]) for b in rec.inputs]
+    # the probe is one counted forward, made once per module and image size
+    again = AttEXplore(n_approx=2, steps=1, di_prob=1.0).explain(rec, x)
+    assert e.n_queries == again.n_queries + 1
+    np.testing.assert_array_equal(e.attributions, again.attributions)
 
 
 def test_inputs_outside_the_unit_box_are_rejected(cnn: nn.Module) -> None:

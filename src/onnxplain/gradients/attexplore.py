@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Literal
 
 import numpy as np
@@ -26,8 +27,10 @@ from onnxplain.gradients._common import (
 )
 from onnxplain.gradients.dct import spectrum_transform
 
-InputDiversity = bool | Literal["pad", "resize"]
+InputDiversity = bool | Literal["auto", "pad", "resize"]
 
+_ACCEPTS_LARGER: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[object, ...], bool]] = weakref.WeakKeyDictionary()
+"""Per module: whether it accepted the padded input-diversity canvas, by (C,H,W, rate)."""
 _STREAM = 21  # SeedSequence spawn key of AttEXplore's draws
 
 
@@ -65,7 +68,9 @@ class AttEXplore(GradientMethod):
     Input diversity (DI, p = 0.5, rate 1.15): x̃ is resized (bilinear) to r × r with
     r ∈ [H, ⌊1.15·H⌋) and zero-padded at a random offset to ⌊1.15·H⌋ (``"pad"``, the reference;
     the model must accept the larger size), or padded and resized back to H × W (``"resize"``,
-    the LA repository's ``DIResize``, for fixed-size models); ``False`` turns it off.
+    the LA repository's ``DIResize``, for fixed-size models); ``False`` turns it off. ``"auto"``
+    (the default) decides once per model and image size: ``"pad"`` when one forward on the
+    larger canvas succeeds, else ``"resize"``; the choice is recorded in ``params``.
 
     Randomness: the draws of step t (ξ, M and the DI geometry for n = 1 … N) come from
     ``SeedSequence(seed, spawn_key=(21, t))`` and are shared by every explicand, so an
@@ -80,7 +85,7 @@ class AttEXplore(GradientMethod):
         momentum: μ (1.0).
         rho: ρ, half-width of the spectral mask's range (0.5).
         noise_sigma: σ of ξ in input units (16/255).
-        input_diversity: ``True``/``"pad"``, ``"resize"`` or ``False``.
+        input_diversity: ``"auto"``, ``True``/``"pad"``, ``"resize"`` or ``False``.
         ti_size: side of the TI kernel (7); 1 turns TI off.
         seed: seed of all draws.
         bounds: the input range the path is clamped to; x must lie inside.
@@ -101,7 +106,7 @@ class AttEXplore(GradientMethod):
         momentum: float = 1.0,
         rho: float = 0.5,
         noise_sigma: float = 16 / 255,
-        input_diversity: InputDiversity = True,
+        input_diversity: InputDiversity = "auto",
         seed: int = 0,
         *,
         ti_size: int = 7,
@@ -124,9 +129,9 @@ class AttEXplore(GradientMethod):
         self.noise_sigma = check_nonnegative_float("noise_sigma", noise_sigma)
         if input_diversity is True:
             input_diversity = "pad"
-        if input_diversity not in (False, "pad", "resize"):
+        if input_diversity not in (False, "auto", "pad", "resize"):
             raise InvalidInputError(
-                f"input_diversity must be True, False, 'pad' or 'resize', not {input_diversity!r}."
+                f"input_diversity must be 'auto', True, False, 'pad' or 'resize', not {input_diversity!r}."
             )
         self.input_diversity = input_diversity
         self.ti_size = check_positive_int("ti_size", ti_size)
@@ -191,22 +196,41 @@ class AttEXplore(GradientMethod):
     def _canvas(self, h: int, w: int) -> tuple[int, int]:
         return max(int(h * self.di_rate), h + 1), max(int(w * self.di_rate), w + 1)
 
-    def _diversity(self, z: torch.Tensor, geom: tuple[int, int, int, int]) -> torch.Tensor:
+    def _diversity_mode(self, run: Runner, x: torch.Tensor) -> str | bool:
+        """``self.input_diversity``, with ``"auto"`` resolved for this model and image size.
+
+        One forward (counted) of a zero canvas of the padded size, remembered per module.
+        """
+        if self.input_diversity != "auto":
+            return self.input_diversity
+        key = (tuple(x.shape[1:]), self.di_rate)
+        known = _ACCEPTS_LARGER.setdefault(run.model, {})
+        if key not in known:
+            hr, wr = self._canvas(*x.shape[-2:])
+            try:
+                with torch.no_grad():
+                    run._raw(x.new_zeros((1, x.shape[1], hr, wr)))
+                known[key] = True
+            except (RuntimeError, InvalidInputError):
+                known[key] = False
+        return "pad" if known[key] else "resize"
+
+    def _diversity(self, z: torch.Tensor, geom: tuple[int, int, int, int], mode: str | bool) -> torch.Tensor:
         h, w = z.shape[-2:]
         hr, wr = self._canvas(h, w)
         rh, rw, top, left = geom
         z = F.interpolate(z, size=(rh, rw), mode="bilinear", align_corners=False)
         z = F.pad(z, (left, wr - rw - left, top, hr - rh - top), value=0.0)
-        if self.input_diversity == "resize":
+        if mode == "resize":
             z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
         return z
 
     # -- the method ------------------------------------------------------------------------------
-    def _loss_rows(self, run: Runner, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _loss_rows(self, run: Runner, z: torch.Tensor, y: torch.Tensor, mode: str | bool) -> torch.Tensor:
         try:
             _, head = run.forward(z)
         except RuntimeError as exc:
-            if self.input_diversity == "pad":
+            if mode == "pad":
                 raise InvalidInputError(
                     f"the model failed on the {tuple(z.shape[-2:])} input-diversity images ({exc}); "
                     "use input_diversity='resize' for a model that needs a fixed input size."
@@ -215,7 +239,7 @@ class AttEXplore(GradientMethod):
         return F.cross_entropy(head, y, reduction="none")
 
     def _gradient(
-        self, run: Runner, xt: torch.Tensor, y: torch.Tensor, t: int, kernel: torch.Tensor | None
+        self, run: Runner, xt: torch.Tensor, y: torch.Tensor, t: int, kernel: torch.Tensor | None, mode: str | bool
     ) -> torch.Tensor:
         """g_t for a chunk of explicands: N-sample mean, TI-smoothed, L1-mean normalised."""
         b, shape = xt.shape[0], tuple(xt.shape[1:])
@@ -236,13 +260,13 @@ class AttEXplore(GradientMethod):
             losses = []
             if plain:
                 rows = torch.cat([xs[(i - n0) * b : (i - n0 + 1) * b] for i in plain])
-                losses.append(self._loss_rows(run, rows, y.repeat(len(plain))))
+                losses.append(self._loss_rows(run, rows, y.repeat(len(plain)), mode))
             diverse = [i for i in range(n0, n1) if geoms[i] is not None]
             if diverse:
                 rows = torch.cat(
-                    [self._diversity(xs[(i - n0) * b : (i - n0 + 1) * b], geoms[i]) for i in diverse]  # type: ignore[arg-type]
+                    [self._diversity(xs[(i - n0) * b : (i - n0 + 1) * b], geoms[i], mode) for i in diverse]  # type: ignore[arg-type]
                 )
-                losses.append(self._loss_rows(run, rows, y.repeat(len(diverse))))
+                losses.append(self._loss_rows(run, rows, y.repeat(len(diverse)), mode))
             g = run.grad_of(torch.cat(losses), xs, xs.shape[0])
             total += g.view(n1 - n0, b, *shape).sum(dim=0)
         g = total / self.n_approx
@@ -258,17 +282,18 @@ class AttEXplore(GradientMethod):
         if self.ti_size > 1:
             k = torch.as_tensor(ti_kernel(self.ti_size), dtype=x.dtype, device=x.device)
             kernel = k.expand(x.shape[1], 1, self.ti_size, self.ti_size).contiguous()
+        mode = self._diversity_mode(run, x)
         out = torch.zeros_like(x)
         for i0 in range(0, x.shape[0], run.batch_size):
             x0, y = x[i0 : i0 + run.batch_size], targets[i0 : i0 + run.batch_size]
             xt, momentum_g = x0.clone(), torch.zeros_like(x0)
             acc = torch.zeros_like(x0)
             for t in range(self.steps):
-                momentum_g = self.momentum * momentum_g + self._gradient(run, xt, y, t, kernel)
+                momentum_g = self.momentum * momentum_g + self._gradient(run, xt, y, t, kernel, mode)
                 nxt = torch.clamp(
                     x0 + torch.clamp(xt - alpha * torch.sign(momentum_g) - x0, -eps, eps), lo, hi
                 )
                 acc -= (nxt - xt) * momentum_g
                 xt = nxt
             out[i0 : i0 + run.batch_size] = acc
-        return Result(out, params={"alpha": alpha})
+        return Result(out, params={"alpha": alpha, "input_diversity": mode})
