@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmarks import harness as h
 
-NOT_BENCHMARKS = {"__init__", "__main__", "harness", "conftest"}
+NOT_BENCHMARKS = {"__init__", "__main__", "harness", "conftest", "real_assets"}
 # Suite option → the flag scripts use for it.
 SHARED_OPTIONS = ("--geex-reference", "--rise-reference", "--mnist", "--device")
 
