@@ -35,24 +35,39 @@ def test_interleave_pauses_before_every_timed_call_and_not_in_the_timing(monkeyp
     assert timed["a"].seconds[0] < 0.05
 
 
-def test_interleave_times_blocks_of_short_calls_with_a_count_fixed_in_the_first_round() -> None:
+class FakeClock:
+    """A clock that only moves when something sleeps: timing assertions without wall-clock noise."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_interleave_times_blocks_of_short_calls_with_a_count_fixed_in_the_first_round(monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", clock)
     calls = {"fast": 0, "slow": 0}
 
     def fast() -> None:
         calls["fast"] += 1
-        timing.time.sleep(0.002)
+        clock.sleep(0.002)
 
     def slow() -> None:
         calls["slow"] += 1
-        timing.time.sleep(0.03)
+        clock.sleep(0.03)
 
     timed, _ = h.interleave(
         {"fast": fast, "slow": slow}, repeats=3, warmup=0, verbose=False, settle=0, min_block=0.02
     )
     assert 5 <= calls["fast"] // 3 <= 10 and calls["fast"] % 3 == 0  # ~0.02 / 0.002 calls a round
     assert calls["slow"] == 3  # one call already fills the block
-    assert all(0.002 <= t < 0.006 for t in timed["fast"].seconds)  # time per call, not per block
-    assert all(0.03 <= t < 0.05 for t in timed["slow"].seconds)
+    assert all(t == pytest.approx(0.002) for t in timed["fast"].seconds)  # time per call, not per block
+    assert all(t == pytest.approx(0.03) for t in timed["slow"].seconds)
 
 
 def test_ratios_use_medians_and_pairs() -> None:
