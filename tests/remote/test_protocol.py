@@ -93,3 +93,15 @@ def test_error_text_and_paths() -> None:
     assert error_text(b"plain text\n") == "plain text" and error_text(b"") == "empty body"
     assert model_path("a b/c") == "/v2/models/a%20b%2Fc"
     assert model_path("m", "2") == "/v2/models/m/versions/2"
+
+
+def test_client_and_server_import_neither_torch_nor_onnxruntime_nor_mlserver() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, onnxplain.models.remote, onnxplain.serving, onnxplain.serve, onnxplain.serving.protocol\n"
+        "print(sorted(m for m in ('torch', 'onnxruntime', 'mlserver') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -19,6 +19,8 @@ from onnxplain.models import RemoteModel
 from onnxplain.models.onnx import OnnxModel
 from onnxplain.serving import V2Server
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*answers with (logits|probabilities).*:UserWarning")
+
 
 def call(server: V2Server, method: str, path: str, body: bytes | None = None, headers=None):
     netloc = urllib.parse.urlsplit(server.url).netloc

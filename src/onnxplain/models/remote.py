@@ -1,18 +1,14 @@
 """RemoteModel: a model behind a KServe v2 / Open Inference Protocol HTTP endpoint.
 
 Triton, KServe, MLServer and Seldon all speak this protocol; the v2 data plane has no explain
-endpoint, so the explanation happens here, on the client, from ``infer`` calls alone. The wire
-format lives in :mod:`onnxplain.serving.protocol` (shared with onnxplain's own server), the HTTP
-side (connections, timeouts, retries: its failure policy is documented in
-:mod:`onnxplain.models._http`) in :class:`~onnxplain.models._http.HttpTransport`, what the client
-needs to know about the tensors in :mod:`onnxplain.models._v2meta`.
-
-Not retried, each a specific :class:`~onnxplain.errors.RemoteModelError` naming the URL: a 4xx
-(with the server's message), and a 2xx that is not the protocol (malformed JSON, missing output,
-an output whose shape, row count, element count or datatype does not fit what was sent).
-
-Queries are counted only when their chunk has been answered with valid scores: a retried request
-is never counted twice and a failed one is not counted at all.
+endpoint, so the explanation happens here, on the client, from ``infer`` calls alone. Wire format:
+:mod:`onnxplain.serving.protocol` (shared with onnxplain's server); connections, timeouts and
+retries (the failure policy): :mod:`onnxplain.models._http`; tensors from options and metadata:
+:mod:`onnxplain.models._remote_config`. Not retried, each a specific
+:class:`~onnxplain.errors.RemoteModelError` naming the URL: a 4xx (with the server's message) and
+a 2xx that is not the protocol (malformed JSON, an output whose shape, rows, element count or
+datatype does not fit what was sent). Queries are counted only when their chunk has been answered
+with valid scores: a retried request is never counted twice, a failed one not at all.
 """
 
 from __future__ import annotations
@@ -143,8 +139,6 @@ class RemoteModel(BaseQueryModel):
         )
         self.base_url = self._http.base_url
         self.model_name, self.version, self.layout, self.concurrency = model_name, version, layout, concurrency
-        self.ends_in_softmax = ends_in_softmax
-        self.head_source: str | None = None if ends_in_softmax is None else "declared"
         self._model_path = model_path(model_name, version)
         self.model_url = self.base_url + self._model_path
         self.infer_url = self.model_url + INFER
@@ -170,6 +164,8 @@ class RemoteModel(BaseQueryModel):
             max_queries=max_queries,
             preprocess=preprocess,
         )
+        self.ends_in_softmax = ends_in_softmax
+        self.head_source: str | None = None if ends_in_softmax is None else "declared"
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RemoteModel:
@@ -284,7 +280,7 @@ class RemoteModel(BaseQueryModel):
         response = self._http.request("POST", self._model_path + INFER, body, headers)
         if response.status != 200:
             assumed = ""
-            if not self._answered and not self.tensors.datatype_declared:
+            if not self._answered and not self.tensors.datatype_declared and 400 <= response.status < 500:
                 assumed = f" (the input was sent as {self.input_datatype}: the metadata names no datatype)"
             raise remote_error(
                 f"POST {self.infer_url} answered HTTP {response.status}: {error_text(response.body)}{assumed}.",
