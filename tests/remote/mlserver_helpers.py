@@ -138,9 +138,17 @@ class MLServerProcess:
             pytest.skip(f"MLServer did not start within {START_TIMEOUT:g} s:\n{self.log()}")
         pytest.fail(f"MLServer started but did not load {self.models} within {START_TIMEOUT:g} s:\n{self.log()}")
 
-    def infer_requests(self, model: str) -> int:
-        """Answered ``infer`` requests of ``model``, from the server's access log."""
+    def infer_requests(self, model: str, settle: float = 0.3) -> int:
+        """Answered ``infer`` requests of ``model``, from the server's access log (read once the log
+        has not grown for ``settle`` seconds, so a line still being written is not missed)."""
         pattern = f'"POST /v2/models/{model}/infer HTTP/1.1" 200'
+        size, deadline = -1, time.monotonic() + 5
+        while time.monotonic() < deadline:
+            current = self.log_path.stat().st_size
+            if current == size:
+                break
+            size = current
+            time.sleep(settle)
         return self.log_path.read_text(errors="replace").count(pattern)
 
     def stop(self) -> None:
