@@ -1,4 +1,4 @@
-"""A real KServe-v2 server on 127.0.0.1 (onnxplain.serve over ONNX Runtime) with injectable faults."""
+"""A real KServe-v2 server on 127.0.0.1 (onnxplain.serving over ONNX Runtime) with injectable faults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from onnxplain.demo import demo_onnx_path
-from onnxplain.serve import V2Server
+from onnxplain.serving import V2Server
 from tests.remote.remote_helpers import FaultyServer
 
 

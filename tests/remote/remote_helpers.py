@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -11,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxplain.serve import V2Handler, V2Server
+from onnxplain.serving import V2Handler, V2Server
 
 
 class FaultHandler(V2Handler):
@@ -21,7 +24,12 @@ class FaultHandler(V2Handler):
     the client's timeout, then answer), ``"badjson"`` (HTTP 200 with a truncated JSON body),
     ``"drop"`` (close the connection without answering), ``"nan"`` (scores with a NaN),
     ``"short"`` (one sample's scores missing), ``"barrier"`` (wait until two requests are inside
-    at once: proves requests really overlap).
+    at once: proves requests really overlap), ``"rows"`` (one row fewer, shape saying so),
+    ``"shape"`` (9 scores a row, shape saying so), ``"int"`` (an INT64 output), ``"reset"``
+    (read half the body, then reset the connection: RST, no answer).
+
+    ``server.chaos`` = ``(p503, max_delay, rng)`` adds random faults to every request without a
+    queued one: a 503 with probability ``p503``, else a delay uniform in [0, max_delay) s.
     """
 
     def do_POST(self) -> None:  # noqa: N802
@@ -35,10 +43,19 @@ class FaultHandler(V2Handler):
                 app.inflight -= 1
 
     def _post(self, app: FaultyServer) -> None:
+        with app.lock:
+            fault = app.faults.popleft() if app.faults else None
+        if fault == "reset":
+            return self._reset(app)
         body = self.read_body()
         with app.lock:
             app.attempts += 1
-            fault = app.faults.popleft() if app.faults else None
+            if fault is None and app.chaos is not None:
+                p503, max_delay, rng = app.chaos
+                fault = "503" if rng.random() < p503 else None
+                delay = rng.random() * max_delay
+        if fault is None and app.chaos is not None:
+            time.sleep(delay)
         if fault is None:
             return self.answer_infer(body)
         if fault == "503":
@@ -64,23 +81,39 @@ class FaultHandler(V2Handler):
         if fault == "drop":
             self.close_connection = True
             return None
-        if fault in ("nan", "short"):
-            import json
-
+        if fault in ("nan", "short", "rows", "shape", "int"):
             payload, _ = app.infer(body, None)
-            doc = json.loads(payload)  # these two faults are used with JSON requests
-            data = doc["outputs"][0]["data"]
+            doc = json.loads(payload)  # these faults are used with JSON requests
+            out = doc["outputs"][0]
+            data = out["data"]
             if fault == "nan":
-                data[3] = float("nan")
-                body_out = json.dumps(doc).encode()  # NaN is written as the bare token NaN
-            else:
+                data[3] = float("nan")  # json writes NaN as the bare token NaN
+            elif fault == "short":
                 del data[-app.num_classes :]
-                body_out = json.dumps(doc).encode()
-            return self.send_body(200, body_out, {"Content-Type": "application/json"})
+            elif fault == "rows":
+                del data[-app.num_classes :]
+                out["shape"][0] -= 1
+            elif fault == "shape":
+                n = out["shape"][0]
+                out["data"] = np.asarray(data).reshape(n, -1)[:, :9].ravel().tolist()
+                out["shape"] = [n, 9]
+            else:
+                out["datatype"], out["data"] = "INT64", [int(v) for v in data]
+            return self.send_body(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
         if fault == "barrier":
             app.barrier.wait(timeout=10)
             return self.answer_infer(body)
         raise AssertionError(f"unknown fault {fault!r}")
+
+    def _reset(self, app: FaultyServer) -> None:
+        """Connection reset mid-request: half the body read, then RST (SO_LINGER 0) and no answer."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length // 2)
+        with app.lock:
+            app.attempts += 1
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
 
 
 class FaultyServer(V2Server):
@@ -93,6 +126,7 @@ class FaultyServer(V2Server):
         self.slow_seconds = 0.6
         self.barrier = threading.Barrier(2)
         self.num_classes = 10
+        self.chaos: tuple[float, float, np.random.Generator] | None = None
 
     def reset(self) -> None:
         """Zero the counters once every request still inside (e.g. a "slow" one) has finished."""
@@ -101,14 +135,19 @@ class FaultyServer(V2Server):
             time.sleep(0.01)
         with self.lock:
             self.faults.clear()
+            self.chaos = None
             self.attempts = 0
             self.n_requests = 0
             self.n_samples = 0
             self.barrier.reset()
 
 
-def tiny_model(path: Path, *, batch: int | str = "N", nhwc: bool = False, outputs: int = 1) -> Path:
-    """A small tanh MLP on (batch, 1, 6, 6) — or (batch, 6, 6, 3) NHWC — with 4 logits."""
+def tiny_model(
+    path: Path, *, batch: int | str = "N", nhwc: bool = False, outputs: int = 1, double: bool = False
+) -> Path:
+    """A small tanh MLP on (batch, 1, 6, 6) — or (batch, 6, 6, 3) NHWC — with 4 logits.
+
+    ``double``: the input is float64 (cast to float32 inside the graph)."""
     rng = np.random.default_rng(0)
     c, h, w = (3, 6, 6) if nhwc else (1, 6, 6)
     d = c * h * w
@@ -119,11 +158,14 @@ def tiny_model(path: Path, *, batch: int | str = "N", nhwc: bool = False, output
         numpy_helper.from_array(rng.normal(0, 0.1, 4).astype(np.float32), "b2"),
     ]
     shape = [batch, h, w, c] if nhwc else [batch, c, h, w]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)
+    x = helper.make_tensor_value_info("image", TensorProto.DOUBLE if double else TensorProto.FLOAT, shape)
     nodes = []
     src = "image"
+    if double:
+        nodes.append(helper.make_node("Cast", ["image"], ["image32"], to=TensorProto.FLOAT))
+        src = "image32"
     if nhwc:
-        nodes.append(helper.make_node("Transpose", ["image"], ["chw"], perm=[0, 3, 1, 2]))
+        nodes.append(helper.make_node("Transpose", [src], ["chw"], perm=[0, 3, 1, 2]))
         src = "chw"
     nodes += [
         helper.make_node("Flatten", [src], ["f"], axis=1),
@@ -140,3 +182,44 @@ def tiny_model(path: Path, *, batch: int | str = "N", nhwc: bool = False, output
     model.ir_version = 10
     onnx.save(model, path)
     return path
+
+
+def softmax_model(source: Path, path: Path) -> Path:
+    """``source`` (one output of logits) with a Softmax appended: a model that ends in probabilities."""
+    model = onnx.load(source)
+    out = model.graph.output[0]
+    logits = out.name
+    for node in model.graph.node:
+        node.output[:] = [f"{o}_pre" if o == logits else o for o in node.output]
+    model.graph.node.append(helper.make_node("Softmax", [f"{logits}_pre"], ["probs"], axis=1))
+    out.name = "probs"
+    onnx.save(model, path)
+    return path
+
+
+class MetadataServer(V2Server):
+    """A v2 server whose model metadata is ``"full"``, ``"empty"`` (MLServer without declared
+    tensors: empty lists), ``"partial"`` (names and datatype, no shapes) or ``"none"`` (HTTP 404,
+    as from a server with no metadata endpoint); never a Triton ``/config``."""
+
+    def __init__(self, *args, metadata: str = "full", **kwargs) -> None:
+        super().__init__(*args, handler=_MetadataHandler, **kwargs)
+        self.metadata_mode = metadata
+
+    def model_metadata(self) -> dict:
+        meta = super().model_metadata()
+        if self.metadata_mode == "empty":
+            meta["inputs"], meta["outputs"] = [], []
+        elif self.metadata_mode == "partial":
+            meta["inputs"] = [{"name": t["name"], "datatype": t["datatype"]} for t in self.inputs]
+            meta["outputs"] = [{"name": t["name"], "shape": [-1, -1]} for t in self.outputs]
+        return meta
+
+
+class _MetadataHandler(V2Handler):
+    def do_GET(self) -> None:  # noqa: N802
+        app: MetadataServer = self.app  # type: ignore[assignment]
+        path = self.path.rstrip("/")
+        if path.endswith("/config") or (app.metadata_mode == "none" and path.startswith("/v2/models/")):
+            return self.send_error_json(404, "Not Found")
+        return super().do_GET()

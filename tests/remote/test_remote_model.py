@@ -21,8 +21,11 @@ from onnxplain.errors import (
 from onnxplain.models import RemoteModel
 from onnxplain.models.onnx import OnnxModel
 from onnxplain.models.remote import RemoteTimeoutError, parse_v2_url
-from onnxplain.serve import V2Server
+from onnxplain.serving import V2Server
 from tests.remote.remote_helpers import FaultyServer, tiny_model
+
+# these tests leave ends_in_softmax to the first answer (the demo model: logits), which warns once per model
+pytestmark = pytest.mark.filterwarnings("ignore:.*answers with (logits|probabilities).*:UserWarning")
 
 
 @pytest.fixture(scope="module")

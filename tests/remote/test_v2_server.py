@@ -17,7 +17,9 @@ import pytest
 from onnxplain.errors import ModelLoadError
 from onnxplain.models import RemoteModel
 from onnxplain.models.onnx import OnnxModel
-from onnxplain.serve import V2Server
+from onnxplain.serving import V2Server
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*answers with (logits|probabilities).*:UserWarning")
 
 
 def call(server: V2Server, method: str, path: str, body: bytes | None = None, headers=None):
@@ -130,7 +132,8 @@ def test_missing_model_file(tmp_path) -> None:
         V2Server(bad)
 
 
-def test_python_m_onnxplain_serve(demo_path) -> None:
+@pytest.mark.parametrize("module", ["onnxplain.serving", "onnxplain.serve"])  # the second: the old name
+def test_python_m_onnxplain_serve(demo_path, module) -> None:
     import socket
 
     with socket.socket() as s:
@@ -140,7 +143,7 @@ def test_python_m_onnxplain_serve(demo_path) -> None:
         [
             sys.executable,
             "-m",
-            "onnxplain.serve",
+            module,
             str(demo_path),
             "--name",
             "digits",
@@ -174,8 +177,6 @@ def test_python_m_onnxplain_serve(demo_path) -> None:
 
 def test_start_twice_then_stop_returns(demo_path) -> None:
     """start() while serving is a no-op, so ``with server.start():`` cannot leave a thread behind."""
-    from onnxplain.serve import V2Server
-
     server = V2Server(demo_path, name="demo", port=0)
     with server.start():
         thread = server._thread

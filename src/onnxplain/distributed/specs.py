@@ -111,16 +111,19 @@ class OnnxModelSpec:
 class RemoteModelSpec:
     """Recipe for :class:`~onnxplain.models.remote.RemoteModel`: a v2 model URL plus its options.
 
-    Every worker opens its own connections; ``max_queries`` is a budget per image.
+    Every worker opens its own connections; ``max_queries`` is a budget per image. With
+    ``ends_in_softmax`` left at ``None`` each worker decides the head from its first answer (the
+    same server gives every worker the same decision); declare it to skip the check and its warning.
     """
 
     url: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from onnxplain.models.remote import parse_v2_url
+        from onnxplain.models.remote import check_remote_options, parse_v2_url
 
-        parse_v2_url(self.url)  # a bad URL fails here, in the driver
+        parse_v2_url(self.url)  # a bad URL or option fails here, in the driver
+        check_remote_options(self.options)
         object.__setattr__(self, "options", dict(self.options))
 
     def check(self) -> None:

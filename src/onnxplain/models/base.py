@@ -262,19 +262,40 @@ class BaseQueryModel:
         if n == 0:
             return np.empty((0, self.num_classes), np.float32)
         step = self._chunk_size()
-        outputs = []
-        for start in range(0, n, step):
-            chunk = batch[start : start + step]
-            if self.preprocess is not None:
-                chunk = self.preprocess(chunk)
-            t0 = time.perf_counter()
-            raw = self._forward(chunk)
-            self.model_seconds += time.perf_counter() - t0
-            self.n_calls += 1
-            raw = self.check_scores(raw, len(chunk), start)
-            self.n_queries += len(chunk)
-            outputs.append(raw)
+        outputs = self._forward_chunks([(start, batch[start : start + step]) for start in range(0, n, step)])
         return self._head(np.concatenate(outputs, axis=0))
+
+    def _forward_chunks(self, chunks: list[tuple[int, Any]]) -> list[np.ndarray]:
+        """Score ``(start, chunk)`` pairs (``start``: the chunk's offset in the call's batch); return
+        their checked scores in order. Default: one chunk after another.
+
+        Subclasses may override it to overlap chunks (RemoteModel keeps several requests in flight);
+        an override scores each chunk with :meth:`_score_chunk`, counts every chunk answered with
+        valid scores through :meth:`_count_chunk` (also when another chunk of the call fails), and
+        adds its model time to ``model_seconds``.
+        """
+        outputs = []
+        for start, chunk in chunks:
+            scores, seconds = self._score_chunk(start, chunk)
+            self.model_seconds += seconds
+            self._count_chunk(len(scores))
+            outputs.append(scores)
+        return outputs
+
+    def _score_chunk(self, start: int, chunk: Any) -> tuple[np.ndarray, float]:
+        """One chunk: preprocess, :meth:`_forward`, :meth:`check_scores`. Returns ``(scores, seconds
+        spent in _forward)``; counts nothing."""
+        if self.preprocess is not None:
+            chunk = self.preprocess(chunk)
+        t0 = time.perf_counter()
+        raw = self._forward(chunk)
+        seconds = time.perf_counter() - t0
+        return self.check_scores(raw, len(chunk), start), seconds
+
+    def _count_chunk(self, rows: int) -> None:
+        """Count one answered chunk of ``rows`` samples (the budget counts ``n_queries``)."""
+        self.n_calls += 1
+        self.n_queries += rows
 
     def check_scores(self, raw: Any, rows: int, start: int, source: str = "the model") -> np.ndarray:
         """A chunk's output as (rows, num_classes); refuse a wrong width or non-finite scores.
