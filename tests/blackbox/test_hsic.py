@@ -31,7 +31,9 @@ def test_identity_equals_the_explicit_trace_formula():
     x = rng.random((37, 5)) < 0.5
     y = rng.normal(size=37) + 2.0 * x[:, 0]
     for sigma in (0.3, 1.0, output_bandwidth(y, "pairwise"), output_bandwidth(y, "reference")):
-        np.testing.assert_allclose(hsic_scores(x, y, sigma), trace_scores(x, y, sigma), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            hsic_scores(x, y, sigma), trace_scores(x, y, sigma), rtol=1e-10, atol=1e-12
+        )
 
 
 def test_scores_are_invariant_to_permuting_samples_and_flipping_cells():
@@ -116,7 +118,9 @@ def test_a_shift_of_the_output_changes_only_the_reference_bandwidth():
     shifted = scalar_model(lambda r: np.tanh(r @ w / 4) + 3.0, shape)
     pair = HSIC(256, grid=3)
     np.testing.assert_allclose(
-        pair.explain(shifted, x, target=0).attributions, pair.explain(base, x, target=0).attributions, rtol=1e-6
+        pair.explain(shifted, x, target=0).attributions,
+        pair.explain(base, x, target=0).attributions,
+        rtol=1e-6,
     )
     ref = HSIC(256, grid=3, bandwidth="reference")
     a = ref.explain(base, x, target=0).attributions
@@ -133,7 +137,9 @@ def hsic_oracle(hsic: HSIC, fn, x: np.ndarray, baseline: np.ndarray | None) -> n
     design = hsic.design()
     g = hsic.grid
     grids = torch.tensor(design.reshape(-1, 1, g, g).astype(np.float64))
-    mode = {"nearest": ("nearest-exact", {}), "bilinear": ("bilinear", {"align_corners": False})}[hsic.mask_upsampling]
+    mode = {"nearest": ("nearest-exact", {}), "bilinear": ("bilinear", {"align_corners": False})}[
+        hsic.mask_upsampling
+    ]
     m = F.interpolate(grids, size=x.shape[1:], mode=mode[0], **mode[1]).numpy()
     if hsic.perturbation.kind == "amplitude":
         z = x * (m - 0.5) * hsic.perturbation.amplitude_sigma
@@ -143,7 +149,9 @@ def hsic_oracle(hsic: HSIC, fn, x: np.ndarray, baseline: np.ndarray | None) -> n
     j, k = np.triu_indices(len(y), 1)
     sigma = np.median(np.abs(y[j] - y[k])) if hsic.bandwidth == "pairwise" else abs(np.median(y))
     scores = trace_scores(design, y, sigma)
-    up = F.interpolate(torch.tensor(scores.reshape(1, 1, g, g)), size=x.shape[1:], mode="bicubic", align_corners=False)
+    up = F.interpolate(
+        torch.tensor(scores.reshape(1, 1, g, g)), size=x.shape[1:], mode="bicubic", align_corners=False
+    )
     return up[0].numpy()
 
 
@@ -151,8 +159,17 @@ def hsic_oracle(hsic: HSIC, fn, x: np.ndarray, baseline: np.ndarray | None) -> n
     ("kwargs", "kernel"),
     [
         ({"baseline": "blur(5,1.0)"}, (5, 1.0)),
-        ({"sampler": "sobol", "bandwidth": "reference", "perturbation": "blurring", "baseline": "blur(3,0.8)",
-          "mask_upsampling": "bilinear", "seed": 3}, (3, 0.8)),
+        (
+            {
+                "sampler": "sobol",
+                "bandwidth": "reference",
+                "perturbation": "blurring",
+                "baseline": "blur(3,0.8)",
+                "mask_upsampling": "bilinear",
+                "seed": 3,
+            },
+            (3, 0.8),
+        ),
         ({"perturbation": "amplitude", "amplitude_sigma": 0.5}, None),
     ],
 )
@@ -173,7 +190,9 @@ def test_map_equals_a_numpy_oracle_from_the_seed(kwargs, kernel):
     exp = hsic.explain(scalar_model(fn, shape), x, target=0)
     baseline = None if kernel is None else blur(x, *kernel).astype(np.float64)
     oracle = hsic_oracle(hsic, fn, x.astype(np.float64), baseline)
-    np.testing.assert_allclose(exp.attributions, np.broadcast_to(oracle, shape), rtol=1e-5, atol=1e-6 * np.abs(oracle).max())
+    np.testing.assert_allclose(
+        exp.attributions, np.broadcast_to(oracle, shape), rtol=1e-5, atol=1e-6 * np.abs(oracle).max()
+    )
 
 
 def test_accounting_and_batch_size_invariance():

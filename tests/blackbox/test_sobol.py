@@ -131,7 +131,10 @@ def sobol_oracle(sobol: Sobol, fn, x: np.ndarray, baseline: np.ndarray) -> np.nd
     ("kwargs", "kernel"),
     [
         ({"baseline": "blur(5,1.0)"}, (5, 1.0)),
-        ({"perturbation": "blurring", "baseline": "blur(3,0.8)", "mask_upsampling": "bilinear", "seed": 4}, (3, 0.8)),
+        (
+            {"perturbation": "blurring", "baseline": "blur(3,0.8)", "mask_upsampling": "bilinear", "seed": 4},
+            (3, 0.8),
+        ),
         ({"perturbation": "amplitude", "amplitude_sigma": 2.0, "include_b": True, "scramble": False}, None),
     ],
 )
@@ -153,7 +156,9 @@ def test_map_equals_a_numpy_oracle_from_the_seed(kwargs, kernel):
     exp = sobol.explain(scalar_model(fn, shape), x, target=0)
     baseline = None if kernel is None else blur(x, *kernel).astype(np.float64)
     oracle = sobol_oracle(sobol, fn, x.astype(np.float64), baseline)
-    np.testing.assert_allclose(exp.attributions, np.broadcast_to(oracle, shape), rtol=1e-5, atol=1e-6 * np.abs(oracle).max())
+    np.testing.assert_allclose(
+        exp.attributions, np.broadcast_to(oracle, shape), rtol=1e-5, atol=1e-6 * np.abs(oracle).max()
+    )
 
 
 def test_accounting_budget_and_batch_size_invariance():

@@ -51,7 +51,9 @@ class GridPerturbation:
         self.amplitude_sigma = check_positive_float("amplitude_sigma", amplitude_sigma)
         if self.kind == "amplitude":
             if baseline is not None:
-                raise InvalidInputError("the amplitude perturbation x⊙(M − ½)·σ uses no baseline; leave baseline=None.")
+                raise InvalidInputError(
+                    "the amplitude perturbation x⊙(M − ½)·σ uses no baseline; leave baseline=None."
+                )
             self.baseline = Baseline("zero")
         elif self.kind == "blurring":
             self.baseline = Baseline.parse("blur" if baseline is None else baseline)
