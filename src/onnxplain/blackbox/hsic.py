@@ -154,7 +154,7 @@ class HSIC(BlackBoxExplainer):
             adds the forward on x. Scoring costs O(n²·d) time (see the module docstring for memory).
         grid: g, cells per side (7 as the paper and its notebook; xplique's default is 8).
         sampler: ``"lhs"`` (rounded Latin hypercube, the paper) or ``"sobol"`` (rounded
-            scrambled Sobol, xplique's default); both seeded from ``seed``. The reference's
+            scrambled Sobol, xplique's default; a power-of-2 n keeps its balance); both seeded from ``seed``. The reference's
             pairing of n/2 LHS rows of 2d columns into n masks is not reproduced.
         bandwidth: ``"pairwise"`` (median pairwise distance of the outputs, shift-invariant) or
             ``"reference"`` (|median(y)| as the references).
