@@ -1,5 +1,5 @@
 """Gaussian taps, mirror-padded filter operators, blur (numpy and torch), GEEX noise smoothing,
-bilinear resizing: :mod:`onnxplain.filters`."""
+bilinear, nearest and bicubic resizing: :mod:`onnxplain.filters`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from scipy import ndimage
 from onnxplain.blackbox.sampling import NumpyOps
 from onnxplain.errors import InvalidInputError
 from onnxplain.filters import (
+    bicubic_operator,
     bilinear_operator,
     blur,
     filter_operator,
     gaussian_taps,
+    nearest_operator,
     smoothing_kernel,
     smoothing_variance,
 )
@@ -78,3 +80,24 @@ def test_gaussian_taps_reject_bad_sizes():
         gaussian_taps(4, 1.0)
     with pytest.raises(InvalidInputError, match="sigma"):
         gaussian_taps(5, 0.0)
+
+
+@pytest.mark.parametrize(("n_in", "n_out"), [(8, 224), (7, 24), (4, 10), (3, 3), (1, 6), (12, 5)])
+def test_resize_operators_match_torch_interpolate(n_in, n_out):
+    # torch's bicubic (Keys a = −0.75, half-pixel, clamped taps = cv2 INTER_CUBIC), bilinear
+    # (align_corners=False = TF2 bilinear) and nearest-exact (= TF2 nearest), up and down.
+    import torch
+    import torch.nn.functional as F
+
+    g = np.random.default_rng(n_in * n_out).random((n_in, n_in + 1))
+    for mode, op in (
+        ("bicubic", bicubic_operator),
+        ("bilinear", lambda a, b: bilinear_operator(a, b, "clamp")),
+        ("nearest-exact", nearest_operator),
+    ):
+        kwargs = {} if mode == "nearest-exact" else {"align_corners": False}
+        ref = F.interpolate(torch.tensor(g)[None, None], size=(n_out, n_out + 2), mode=mode, **kwargs)[0, 0].numpy()
+        np.testing.assert_allclose(op(n_in, n_out) @ g @ op(n_in + 1, n_out + 2).T, ref, atol=1e-13)
+    np.testing.assert_array_equal(bicubic_operator(n_in, n_in), np.eye(n_in))  # same size: identity, exactly
+    with pytest.raises(InvalidInputError, match="edge"):
+        bilinear_operator(n_in, n_out, "wrap")

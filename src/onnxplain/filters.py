@@ -12,7 +12,10 @@ signal, so every operator is defined for every size.
   deletion replacement, kernel 31, σ 5);
 - :func:`smoothing_kernel` / :func:`smoothing_variance` — GEEX's Frobenius-normalised noise
   smoothing (Cai & Wunder 2024, §3.3);
-- :func:`bilinear_operator` — order-1 resizing (RISE's mask up-sampling).
+- :func:`bilinear_operator` — order-1 resizing (RISE's mask up-sampling; ``edge="clamp"`` for
+  TF/torch bilinear);
+- :func:`nearest_operator` / :func:`bicubic_operator` — nearest and bicubic resizing (Sobol and
+  HSIC mask up-sampling and index maps).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
-from onnxplain.checks import check_odd_kernel
+from onnxplain.checks import check_choice, check_odd_kernel
 
 if TYPE_CHECKING:  # torch is imported only by the functions that take tensors
     import torch
@@ -110,14 +113,19 @@ def smoothing_variance(height: int, width: int, size: int, sigma: float) -> np.n
     return np.outer(vh, vw)
 
 
-def bilinear_operator(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) matrix of order-1 resizing with half-pixel centres and mirror edges.
+def bilinear_operator(n_in: int, n_out: int, edge: str = "mirror") -> np.ndarray:
+    """(n_out, n_in) matrix of order-1 resizing with half-pixel centres: source ``c = (i + ½)·n_in/n_out − ½``.
 
-    The interpolation ``skimage.transform.resize(order=1, mode="reflect", anti_aliasing=False)``
-    performs along one axis (skimage's "reflect" is scipy's "mirror"); RISE up-samples its grids
-    with it. Separable, so a 2-D resize is ``R_h · G · R_wᵀ``.
+    ``edge="mirror"``: the interpolation ``skimage.transform.resize(order=1, mode="reflect",
+    anti_aliasing=False)`` performs along one axis (skimage's "reflect" is scipy's "mirror");
+    RISE up-samples its grids with it. ``edge="clamp"``: ``c`` is clamped to [0, n_in − 1] (edge
+    samples repeated), as TF2 ``tf.image.resize(method="bilinear")`` and torch
+    ``interpolate(mode="bilinear", align_corners=False)`` without antialiasing. Separable, so a
+    2-D resize is ``R_h · G · R_wᵀ``.
     """
     c = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    if check_choice("edge", edge, ("mirror", "clamp")) == "clamp":
+        c = np.clip(c, 0.0, n_in - 1)
     i0 = np.floor(c).astype(np.int64)
     t = c - i0
     op = np.zeros((n_out, n_in), dtype=np.float64)
@@ -125,6 +133,8 @@ def bilinear_operator(n_in: int, n_out: int) -> np.ndarray:
     for idx, weight in ((i0, 1.0 - t), (i0 + 1, t)):
         if n_in == 1:
             idx = np.zeros_like(idx)
+        elif edge == "clamp":
+            idx = np.minimum(idx, n_in - 1)
         else:
             period = 2 * (n_in - 1)
             idx = np.abs(np.mod(idx, period))
@@ -132,3 +142,47 @@ def bilinear_operator(n_in: int, n_out: int) -> np.ndarray:
         np.add.at(op, (rows, idx), weight)
     return op
 
+
+def nearest_operator(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) 0/1 matrix of nearest-neighbour resizing: output i takes input
+    ``⌊(i + ½)·n_in/n_out⌋``, the sample whose cell holds the output pixel's centre.
+
+    TF2 ``tf.image.resize(method="nearest")`` and torch ``interpolate(mode="nearest-exact")``;
+    torch's legacy ``mode="nearest"`` takes ``⌊i·n_in/n_out⌋`` instead, which differs by at most
+    one pixel when n_out is not a multiple of n_in. Applying it copies values exactly.
+    """
+    src = np.minimum(np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
+    op = np.zeros((n_out, n_in), dtype=np.float64)
+    op[np.arange(n_out), src] = 1.0
+    return op
+
+
+BICUBIC_A = -0.75
+"""The Keys cubic-convolution parameter of OpenCV ``INTER_CUBIC`` and torch ``bicubic``."""
+
+
+def _keys_cubic(x: np.ndarray, a: float = BICUBIC_A) -> np.ndarray:
+    """Keys (1981) kernel: (a+2)|x|³ − (a+3)|x|² + 1 on |x| ≤ 1, a|x|³ − 5a|x|² + 8a|x| − 4a on 1 < |x| < 2."""
+    x = np.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return np.where(x <= 1.0, near, np.where(x < 2.0, far, 0.0))
+
+
+def bicubic_operator(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix of bicubic resizing along one axis (no antialiasing).
+
+    Source ``c = (i + ½)·n_in/n_out − ½``, taps ``⌊c⌋ − 1 … ⌊c⌋ + 2`` weighted by the Keys kernel
+    with a = −0.75, indices clamped to [0, n_in − 1] (edge samples repeated): OpenCV
+    ``cv2.resize(interpolation=INTER_CUBIC)`` and torch ``interpolate(mode="bicubic",
+    align_corners=False)``. Up-sampling may overshoot the input range (the kernel has negative
+    lobes); n_in = n_out gives the identity exactly.
+    """
+    c = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    i0 = np.floor(c).astype(np.int64)
+    t = c - i0
+    op = np.zeros((n_out, n_in), dtype=np.float64)
+    rows = np.arange(n_out)
+    for k in (-1, 0, 1, 2):
+        np.add.at(op, (rows, np.clip(i0 + k, 0, n_in - 1)), _keys_cubic(t - k))
+    return op

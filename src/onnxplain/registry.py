@@ -15,6 +15,8 @@ BLACKBOX: dict[str, str] = {
     "ge": "onnxplain.blackbox.geex:GE",
     "rise": "onnxplain.blackbox.rise:RISE",
     "lime": "onnxplain.blackbox.lime:LIME",
+    "sobol": "onnxplain.blackbox.sobol:Sobol",
+    "hsic": "onnxplain.blackbox.hsic:HSIC",
 }
 WHITEBOX: dict[str, str] = {
     "saliency": "onnxplain.gradients.saliency:Saliency",

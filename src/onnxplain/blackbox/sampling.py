@@ -36,7 +36,7 @@ BLOCK = 64
 ArrayBackend = Literal["auto", "numpy", "torch"]
 
 # Independent random streams of one seed (the third SeedSequence key).
-STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4}
+STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4, "sobol": 5, "hsic": 6}
 
 
 def block_seed_sequence(seed: int, stream: str, block: int) -> np.random.SeedSequence:
