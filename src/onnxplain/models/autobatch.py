@@ -1,16 +1,21 @@
 """``batch_size="auto"``: measure the chunk size a model runs fastest at, cheaply, once per machine.
 
-**The probe** (:func:`probe`) times growing chunk sizes under a time budget tied to the model's
-own speed: about the time of :data:`PROBE_SAMPLES` queries at the best rate seen, clamped to
-[:data:`MIN_PROBE_SECONDS`, :data:`MAX_PROBE_SECONDS`]. A 1,000-query explanation then pays at
-most ≈ 5 % for it on a model where a query is costly (a 224×224 CNN on CPU), and a tiny model
-pays a fixed fraction of a second.
+**The probe** (:func:`probe`) times a few chunk sizes under a time budget tied to the model's
+own speed: the time of :data:`PROBE_SAMPLES` queries at the best rate seen, clamped to
+[:data:`MIN_PROBE_SECONDS`, :data:`MAX_PROBE_SECONDS`]. A 1,000-query explanation then pays
+about 5 % for it on a model where a query is costly (a 224×224 CNN on CPU), and a tiny model a
+fixed quarter of a second (once per machine: see the cache below).
 
-1. **Sweep** (:func:`sweep`, ≤ 70 % of the budget). Sizes 1, 2, 4, … each get a warm-up call
-   and timed calls for at least 1/16 of the budget (at least one). Growth stops before a size
-   whose warm-up and one call would not fit the sweep's share of the budget, after two sizes in
-   a row 20 % below the best rate (CPU throughput often peaks at small batches for large models),
-   before a chunk over 256 MiB, or before a size whose one call would take over 0.5 s.
+1. **Sweep** (:func:`sweep`, ≤ 70 % of the budget). Every size measured gets a warm-up call and
+   timed calls for 1/16 of the budget (at least one). Sizes 1 and 8 come first: a call of b
+   samples takes ``T(b) ≈ a + b·c``, and these two fix the per-call overhead a and the cost per
+   sample c. Throughput stops improving once the overhead is a small share of a call, at the
+   *knee* ``b ≥ a (1 − 5 %) / (5 % · c)`` (:func:`knee`): the sweep then measures the knee's
+   power of two and its two neighbours, instead of walking every power of two from 1 (big
+   CPU models have their knee at 1–4 and often slow down beyond; tiny models and GPUs have it
+   at hundreds). A size is skipped when its warm-up and one call (predicted by the cost model)
+   would not fit the sweep's share of the budget, when one call would take over 0.5 s, or when
+   a chunk would exceed 256 MiB.
 2. **Confirmation** (:func:`confirm_rates`, the rest of the budget). The sizes within 30 % of
    the sweep's best are timed again in up to three interleaved rounds: on a shared machine whose
    speed drifts by ±20 % within a second, one sequential pass favours whichever sizes ran in a
@@ -45,16 +50,17 @@ import numpy as np
 from onnxplain._io import atomic_write
 
 CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-"""Chunk sizes the sweep tries, in order."""
+"""The chunk sizes a probe may pick."""
 PROBE_SAMPLES = 50
 """The probe's budget: the time of this many queries at the best rate seen (5 % of 1,000 queries)."""
 MIN_PROBE_SECONDS = 0.25
 MAX_PROBE_SECONDS = 2.0
 SWEEP_SHARE = 0.7
 """Share of the budget the sweep may use; confirmation gets the rest."""
+KNEE_PROBE = 8
+"""The second size measured: with size 1 it fixes the per-call overhead and per-sample cost."""
 MAX_CHUNK_BYTES = 256 * 2**20
 MAX_CALL_SECONDS = 0.5
-STALL_MARGIN = 0.2
 FINALIST_MARGIN = 0.3
 CONFIRM_ROUNDS = 3
 TOLERANCE = 0.05
@@ -127,27 +133,66 @@ class Probe:
         self.calls += calls
         return len(chunk) * calls / max(elapsed, 1e-9)
 
+    def fits(self, size: int) -> bool:
+        """Whether ``size`` may be measured: a chunk ≤ 256 MiB, one call ≤ 0.5 s, and its warm-up
+        plus one call within the sweep's share of the budget (at the best rate seen)."""
+        best = self.best_rate()
+        if size > 1 and size * self.sample_bytes > MAX_CHUNK_BYTES:
+            return False
+        if best <= 0:
+            return True
+        call = self.call_seconds(size)
+        return call <= MAX_CALL_SECONDS and self.spent() + 2 * call <= SWEEP_SHARE * budget_seconds(best)
+
+    def cost_model(self) -> tuple[float, float] | None:
+        """``(a, c)`` of ``T(b) ≈ a + b·c`` from sizes 1 and 8 (None before both are measured)."""
+        if 1 not in self.rates or KNEE_PROBE not in self.rates:
+            return None
+        t1, t8 = 1 / self.rates[1], KNEE_PROBE / self.rates[KNEE_PROBE]
+        c = (t8 - t1) / (KNEE_PROBE - 1)
+        return t1 - c, c
+
+    def call_seconds(self, size: int) -> float:
+        """Predicted time of one call of ``size``: the cost model when it has one, else the best rate."""
+        model = self.cost_model()
+        if model is not None and model[1] > 0:
+            return max(model[0], 0.0) + size * model[1]
+        return size / self.best_rate()
+
+    def measure(self, size: int) -> None:
+        """A warm-up call (allocations, kernel selection), then timed calls for 1/16 of the budget."""
+        chunk = self.make_chunk(size)
+        t0 = self.clock()
+        self.forward(chunk)
+        self.calls += 1
+        guess = max(self.best_rate(), size / max(self.clock() - t0, 1e-9))  # the warm-up is the slower
+        self.rates[size] = self.timed(chunk, budget_seconds(guess) / 16)
+
+
+def knee(p: Probe) -> int:
+    """The smallest candidate at which per-call overhead is ≤ 5 % of a call (:meth:`Probe.cost_model`):
+    ``a / (a + b·c) ≤ TOLERANCE`` from ``b ≥ a (1 − TOLERANCE) / (TOLERANCE · c)``."""
+    model = p.cost_model()
+    if model is None:
+        return 1
+    a, c = model
+    if c <= 0:
+        return CANDIDATES[-1]  # overhead-bound: bigger is better as far as we may go
+    if a <= 0:
+        return 1
+    exact = a * (1 - TOLERANCE) / (TOLERANCE * c)
+    return next((size for size in CANDIDATES if size >= exact), CANDIDATES[-1])
+
 
 def sweep(p: Probe) -> None:
-    """Step 1 of the module docstring: fill ``p.rates`` over growing sizes within the budget."""
-    stalled = 0
-    for size in CANDIDATES:
-        best = p.best_rate()
-        if size > 1 and size * p.sample_bytes > MAX_CHUNK_BYTES:
-            break
-        if p.rates and size / best > MAX_CALL_SECONDS:
-            break  # one call of this size would take too long to be worth measuring
-        if p.rates and p.spent() + 2 * size / best > SWEEP_SHARE * budget_seconds(best):
-            break  # its warm-up and one call would not fit the budget
-        chunk = p.make_chunk(size)
-        t0 = p.clock()
-        p.forward(chunk)  # warm-up (allocations, kernel selection); slower than a timed call
-        p.calls += 1
-        guess = max(best, size / max(p.clock() - t0, 1e-9))
-        p.rates[size] = p.timed(chunk, budget_seconds(guess) / 16)
-        stalled = stalled + 1 if p.rates[size] < (1 - STALL_MARGIN) * best else 0
-        if stalled >= 2:
-            break
+    """Step 1 of the module docstring: sizes 1 and 8, then the knee and its neighbours."""
+    p.measure(1)
+    if p.fits(KNEE_PROBE):
+        p.measure(KNEE_PROBE)
+    k = knee(p)
+    for size in (k, k // 2, 2 * k):
+        if size in CANDIDATES and size not in p.rates and p.fits(size):
+            p.measure(size)
 
 
 def confirm(p: Probe) -> None:
@@ -166,9 +211,18 @@ def confirm(p: Probe) -> None:
     p.rates.update(confirm_rates(finalists, lambda size: p.timed(chunk[:size], per_size), rounds))
 
 
-def probe(forward: Callable[[Any], Any], make_chunk: Callable[[int], Any], sample_bytes: int) -> Probe:
-    """Measure: sweep, confirm; the best size is ``pick_batch_size(result.rates)``."""
-    p = Probe(forward, make_chunk, sample_bytes)
+def probe(
+    forward: Callable[[Any], Any],
+    make_chunk: Callable[[int], Any],
+    sample_bytes: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Probe:
+    """Measure: sweep, confirm; the best size is ``pick_batch_size(result.rates)``.
+
+    ``forward(chunk)`` runs one chunk, ``make_chunk(size)`` returns a chunk of ``size`` samples
+    (its time counts as the probe's), ``sample_bytes`` is one sample's input size.
+    """
+    p = Probe(forward, make_chunk, sample_bytes, clock)
     p.started = p.clock()
     sweep(p)
     confirm(p)
@@ -230,6 +284,11 @@ def _read_entries(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
         return {}
     return {k: v for k, v in data["entries"].items() if isinstance(v, dict)}
+
+
+def clear_memory() -> None:
+    """Forget the sizes remembered in this process (the file stays): the next lookup reads the disk."""
+    _MEMORY.clear()
 
 
 def lookup(key: str) -> int | None:

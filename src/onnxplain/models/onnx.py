@@ -9,119 +9,39 @@ declared inputs/outputs and the nodes that produce its output.
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from onnxplain.checks import check_choice
-from onnxplain.devices import parse_device
-from onnxplain.errors import DeviceUnavailableError, InvalidInputError, ModelLoadError
+from onnxplain.errors import InvalidInputError, ModelLoadError
 from onnxplain.models import autobatch
 from onnxplain.models._graph import GraphSpec, Layout, read_graph
+from onnxplain.models._ort import (
+    cuda_available,
+    cuda_device_count,
+    load_proto,
+    open_session,
+    ort_device,
+    read_model_bytes,
+)
 from onnxplain.models.autobatch import confirm_rates, pick_batch_size
 from onnxplain.models.base import BaseQueryModel, ChannelOrder
 from onnxplain.models.heads import HEADS, Head, OutputHead, check_head_output
 from onnxplain.models.inputs import Normalize, convert_input, input_quantum_of, torch_dtype_of
 
-__all__ = ["OnnxModel", "confirm_rates", "cuda_available", "ort_device", "pick_batch_size"]
-
-
-@functools.lru_cache(maxsize=1)
-def cuda_device_count() -> int:
-    """Number of CUDA devices the driver reports (0 without a driver), without touching ORT."""
-    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        count = ctypes.c_int(0)
-        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-        return int(count.value)
-    return 0
-
-
-def cuda_available() -> bool:
-    """True when a CUDA device exists and this onnxruntime build has the CUDA provider."""
-    import onnxruntime as ort
-
-    return cuda_device_count() > 0 and "CUDAExecutionProvider" in ort.get_available_providers()
-
-
-def ort_device(device: str) -> tuple[str, int]:
-    """``"auto"|"cpu"|"cuda"|"cuda:i"`` → ``("cpu"|"cuda", index)``; auto picks CUDA only when usable."""
-    spec = parse_device(device)
-    if spec.kind == "auto":
-        return ("cuda", 0) if cuda_available() else ("cpu", 0)
-    if spec.kind == "cpu":
-        return "cpu", 0
-    index = spec.index or 0
-    if not cuda_available():
-        raise DeviceUnavailableError(
-            f"device {device!r} was requested but CUDA is not available on this machine "
-            "(no CUDA device, or onnxruntime-gpu is not installed); use --device cpu."
-        )
-    if index >= cuda_device_count():
-        raise DeviceUnavailableError(f"device {device!r} does not exist: {cuda_device_count()} CUDA device(s).")
-    return "cuda", index
-
-
-def _read_model_bytes(model: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return bytes(model), "<bytes>"
-    path = Path(model)
-    if not path.exists():
-        raise ModelLoadError(f"model file {str(path)!r} does not exist.")
-    if not path.is_file():
-        raise ModelLoadError(f"model path {str(path)!r} is not a file.")
-    try:
-        return path.read_bytes(), str(path)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}.") from exc
-
-
-def _load_proto(raw: bytes, source: str) -> Any:
-    import onnx
-
-    try:
-        return onnx.load_model_from_string(raw)
-    except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ...
-        raise ModelLoadError(f"{source} is not an ONNX model ({type(exc).__name__}).") from exc
-
-
-def _open_session(raw: bytes, source: str, device: tuple[str, int], threads: int | None, cuda_graph: bool) -> Any:
-    """An InferenceSession with every graph optimisation, on CPU or on CUDA device ``device[1]``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    if threads is not None:
-        options.intra_op_num_threads = int(threads)
-    providers: list[Any] = ["CPUExecutionProvider"]
-    if device[0] == "cuda":
-        cuda_options = {
-            "device_id": device[1],
-            "arena_extend_strategy": "kSameAsRequested",
-            "cudnn_conv_algo_search": "EXHAUSTIVE",
-            "enable_cuda_graph": "1" if cuda_graph else "0",
-        }
-        providers.insert(0, ("CUDAExecutionProvider", cuda_options))
-    try:
-        session = ort.InferenceSession(raw, sess_options=options, providers=providers)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"ONNX Runtime cannot load {source}: {first}") from exc
-    if device[0] == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
-        raise DeviceUnavailableError("CUDA was requested but ONNX Runtime could not load its CUDA provider.")
-    return session
+__all__ = [
+    "OnnxModel",
+    "confirm_rates",
+    "cuda_available",
+    "cuda_device_count",
+    "ort_device",
+    "pick_batch_size",
+]
 
 
 def torch_pad(tensor: Any, size: int) -> Any:
@@ -244,12 +164,12 @@ class OnnxModel(BaseQueryModel):
             raise InvalidInputError("cuda_graph=True needs a CUDA device and IO binding.")
         self.cuda_graph = cuda_graph
         self._static: dict[tuple[int, ...], _StaticIO] = {}
-        raw, self.source = _read_model_bytes(model)
-        self.graph: GraphSpec = read_graph(_load_proto(raw, self.source), self.source, layout, input_shape)
+        raw, self.source = read_model_bytes(model)
+        self.graph: GraphSpec = read_graph(load_proto(raw, self.source), self.source, layout, input_shape)
         self._set_head(head, output)
         self._set_input_type(preprocess)
         self.intra_op_threads = int(intra_op_threads or 0)
-        self.session = _open_session(raw, self.source, (self.device_type, self.device_id), intra_op_threads, cuda_graph)
+        self.session = open_session(raw, self.source, (self.device_type, self.device_id), intra_op_threads, cuda_graph)
         self.device = "cpu" if self.device_type == "cpu" else f"cuda:{self.device_id}"
         self.uses_host_cpu = self.device_type == "cpu"
         self._digest = hashlib.sha1(raw).hexdigest()
