@@ -112,6 +112,7 @@ def read_graph(
     if not proto.graph.node and not proto.graph.output:
         raise ModelLoadError(f"{source} is not an ONNX model (no graph).")
     graph_input = _choose_input(proto.graph, source)
+    input_dtype = _input_dtype(graph_input, source)
     input_dims = dims(graph_input)
     fixed_batch, sample_shape = _sample_shape(graph_input.name, input_dims, layout, input_shape, source)
     chosen = _choose_output(proto.graph, source)
@@ -121,7 +122,7 @@ def read_graph(
     head, head_op = output_head(proto.graph, chosen.name)
     return GraphSpec(
         input_name=graph_input.name,
-        input_dtype=_input_dtype(graph_input, source),
+        input_dtype=input_dtype,
         input_dims=input_dims,
         fixed_batch=fixed_batch,
         sample_shape=sample_shape,
