@@ -84,7 +84,7 @@ def convert_input(batch: Any, dtype: np.dtype) -> Any:
     import torch  # a tensor was given, so torch is already imported
 
     if dtype != np.uint8:
-        return batch.to(torch_dtype_of(dtype)).contiguous()
+        return batch.to(torch_dtype_of(dtype))  # strides kept: the IO-binding copy handles them
     return (batch.float() * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
