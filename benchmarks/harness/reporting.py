@@ -155,7 +155,7 @@ def write_section(name: str, markdown: str, readme: Path = README) -> bool:
     match = pattern.search(text)
     if match and _foreign(match.group(0)[len(begin) : -len(end)]):
         raise ValueError(
-            f"the generated block {name!r} of {readme} holds a heading or another block's marker: "
+            f"the generated block {name!r} of {readme} holds another block's marker: "
             "fix the README by hand (generated blocks never overwrite hand-written sections)."
         )
     if match:
@@ -171,9 +171,10 @@ def write_section(name: str, markdown: str, readme: Path = README) -> bool:
 
 
 def _foreign(inside: str) -> bool:
-    """Whether a generated block's current content holds what no generator writes: a markdown
-    heading or another block's BEGIN/END marker (the sign of a broken or hand-edited README)."""
-    return bool(re.search(r"^#{1,6} |<!-- (BEGIN|END) ", inside, re.M))
+    """Whether a generated block's current content holds what no generator writes: another
+    block's BEGIN/END marker (a duplicated or broken block, whose replacement would swallow the
+    hand-written text between the copies)."""
+    return bool(re.search(r"<!-- (BEGIN|END) ", inside))
 
 
 def save_results(name: str, data: Mapping[str, Any]) -> Path:

@@ -214,6 +214,6 @@ def test_write_section_never_eats_a_hand_written_section(tmp_path) -> None:
     text = readme.read_text()
     assert hand in text and f"{h.begin_marker('p')}\nnew\n{h.end_marker('p')}" in text
     broken = tmp_path / "broken.md"
-    broken.write_text(f"{h.begin_marker('q')}\n## a heading someone typed inside\n{h.end_marker('q')}\n")
+    broken.write_text(f"{h.begin_marker('q')}\n{h.begin_marker('r')}\n{h.end_marker('q')}\n")
     with pytest.raises(ValueError, match="hand-written"):
         h.write_section("q", "new", broken)

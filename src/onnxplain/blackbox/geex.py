@@ -23,6 +23,7 @@ The reference code's conventions (α range, σ/2 scale, shared noise) are named 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +40,7 @@ from onnxplain.checks import (
 )
 from onnxplain.errors import InvalidInputError
 from onnxplain.filters import filter_operator, smoothing_taps, smoothing_variance
+from onnxplain.models.base import QueryModel, input_quantum
 
 Alpha = Literal["stratified", "uniform", "reference"]
 NoiseChannels = Literal["independent", "shared"]
@@ -183,6 +185,25 @@ class _GaussianEstimator(BlackBoxExplainer):
             "scale": self.scale,
         }
 
+    def quantum_diagnostics(self, model: QueryModel, height: int, width: int) -> dict[str, str]:
+        """``{"warning": ...}`` (and a UserWarning) when the noise is finer than the model's input
+        quantum (e.g. 1/255 for a uint8 model): most of it then rounds away before the model."""
+        quantum = input_quantum(model)
+        if quantum <= 0:
+            return {}
+        smallest = self.applied_std
+        if self.smoothing is not None:
+            smallest *= float(np.sqrt(smoothing_variance(height, width, *self.smoothing).min()))
+        if smallest >= quantum:
+            return {}
+        message = (
+            f"{self.name}: the noise's standard deviation ({smallest:.3g} in [0,1] pixels) is smaller than the "
+            f"model's input quantum ({quantum:.3g}, one grey level of a uint8 input), so most perturbations "
+            f"round to no change; use sigma ≥ {quantum:.3g}."
+        )
+        warnings.warn(message, UserWarning, stacklevel=4)
+        return {"warning": message}
+
     def mean_score_noise(self, call: Call, centre: np.ndarray, step: np.ndarray | None) -> np.ndarray:
         """``η̄ = (1/n) Σ_i f(centre + α_i·step + δ_i) δ_i / Var(δ)``, (B, C', H, W) float64."""
         queries = GaussianQueries(self, call, centre, step)
@@ -275,10 +296,11 @@ class GEEX(_GaussianEstimator):
     def _attribute(self, call: Call) -> Attribution:
         x, x_hat = call.x, call.baseline
         assert x_hat is not None
+        diagnostics = self.quantum_diagnostics(call.model, *x.shape[2:])
         # η̄ = (1/n*) Σ_i f(x̂ + α_i (x − x̂) + δ_i) δ_i / Var(δ)          (B, C', H, W)
         eta = self.mean_score_noise(call, centre=x_hat, step=x - x_hat)
         # Eq. 3: ξ = (x − x̂) ∘ η̄                                         (B, C, H, W)
-        return Attribution((x - x_hat) * eta)
+        return Attribution((x - x_hat) * eta, diagnostics=diagnostics)
 
 
 class GE(_GaussianEstimator):
@@ -310,6 +332,7 @@ class GE(_GaussianEstimator):
         return self.n_perturbations + 1  # f(x) and the perturbed queries
 
     def _attribute(self, call: Call) -> Attribution:
+        diagnostics = self.quantum_diagnostics(call.model, *call.x.shape[2:])
         # η(x) = (1/n) Σ_i f(x + δ_i) δ_i / Var(δ), repeated over channels if the noise is shared
         eta = self.mean_score_noise(call, centre=call.x, step=None)
-        return Attribution(np.broadcast_to(eta, call.x.shape))
+        return Attribution(np.broadcast_to(eta, call.x.shape), diagnostics=diagnostics)

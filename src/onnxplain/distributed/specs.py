@@ -17,7 +17,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from onnxplain.errors import InvalidInputError, ModelLoadError
-from onnxplain.models.base import Normalize, OutputHead, QueryModel
+from onnxplain.models.base import ChannelOrder, QueryModel
+from onnxplain.models.heads import Head, OutputHead
+from onnxplain.models.inputs import Normalize
 
 __all__ = [
     "MethodSpec",
@@ -61,6 +63,8 @@ class OnnxModelSpec:
 
     ``max_queries`` is a budget **per image**: counters are reset before every explanation.
     ``intra_op_threads=None`` lets the runner cap ONNX Runtime's threads to the worker's CPUs.
+    ``channel_order`` (``"RGB"``/``"BGR"``) and ``head`` (``"auto"`` or a declared head) as
+    :class:`~onnxplain.models.onnx.OnnxModel`; both are part of :meth:`identity`.
     """
 
     path: str
@@ -71,6 +75,8 @@ class OnnxModelSpec:
     max_queries: int | None = None
     input_shape: tuple[int, ...] | None = None
     intra_op_threads: int | None = None
+    channel_order: ChannelOrder = "RGB"
+    head: Head | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", os.fspath(self.path))
@@ -95,16 +101,24 @@ class OnnxModelSpec:
             max_queries=self.max_queries,
             input_shape=self.input_shape,
             intra_op_threads=self.intra_op_threads if self.intra_op_threads is not None else threads,
+            channel_order=self.channel_order,
+            head=self.head,
         )
 
     def identity(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": "onnx",
             "path": str(Path(self.path).resolve()),
             "output": self.output,
             "preprocess": None if self.preprocess is None else [self.preprocess.mean, self.preprocess.std],
             "layout": self.layout,
         }
+        # only when not the default, so the identity of a run made before these options existed holds
+        if self.channel_order != "RGB":
+            out["channel_order"] = self.channel_order
+        if self.head != "auto":
+            out["head"] = self.head
+        return out
 
 
 @dataclass(frozen=True)
@@ -135,7 +149,7 @@ class RemoteModelSpec:
         return RemoteModel.from_url(self.url, **self.options)
 
     def identity(self) -> dict[str, Any]:
-        keep = ("output", "input_name", "output_name", "layout", "ends_in_softmax", "preprocess")
+        keep = ("output", "input_name", "output_name", "layout", "ends_in_softmax", "preprocess", "channel_order", "head")
         opts = {k: v for k, v in self.options.items() if k in keep}
         if isinstance(opts.get("preprocess"), Normalize):
             opts["preprocess"] = [opts["preprocess"].mean, opts["preprocess"].std]

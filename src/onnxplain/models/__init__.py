@@ -11,15 +11,16 @@ from typing import Any
 from onnxplain.models.base import (
     BaseQueryModel,
     FunctionModel,
-    Normalize,
     QueryModel,
     as_batch,
     predict,
-    softmax,
 )
+from onnxplain.models.heads import HEADS, softmax
+from onnxplain.models.inputs import Normalize
 from onnxplain.models.onnx import OnnxModel
 
 __all__ = [
+    "HEADS",
     "BaseQueryModel",
     "FunctionModel",
     "Normalize",

@@ -3,24 +3,55 @@
 A black-box explainer sees a model only as ``model(batch) -> scores``. Adapters (ONNX Runtime,
 torch, a remote endpoint, a plain function) subclass :class:`BaseQueryModel`, which does the
 parts that must behave the same everywhere: shape checks, chunking into ``batch_size``, the
-query budget, counting queries and model time, the output head (probs/logits/raw) and the
-non-finite-output check.
+query budget, counting queries and model time, the channel order and normalisation of every
+chunk (:meth:`BaseQueryModel.prepare_chunk`), the output head (:mod:`onnxplain.models.heads`),
+the non-finite-output check and :meth:`BaseQueryModel.describe`.
+
+Explicands, perturbations and maps always live in float32 RGB [0,1] pixel space; an adapter
+converts each chunk to what its model takes (BGR order, normalised values, uint8 grey levels)
+on the way in.
 """
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from onnxplain.checks import check_targets
+from onnxplain.checks import check_choice, check_targets
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
+from onnxplain.models.heads import (
+    HEADS,
+    OUTPUTS,
+    Head,
+    OutputHead,
+    apply_head,
+    head_effect,
+    log_softmax,
+    sigmoid_warning,
+    softmax,
+)
+from onnxplain.models.inputs import Normalize, convert_input, input_conversion, reverse_channels
 
-OutputHead = Literal["probs", "logits", "raw"]
+__all__ = [
+    "BaseQueryModel",
+    "FunctionModel",
+    "InstrumentedModel",
+    "Normalize",
+    "OutputHead",
+    "QueryModel",
+    "as_batch",
+    "convert_input",
+    "log_softmax",
+    "predict",
+    "reverse_channels",
+    "softmax",
+]
+
+ChannelOrder = Literal["RGB", "BGR"]
 Target = int | Sequence[int] | np.ndarray | None
 
 DEFAULT_BATCH_SIZE = 256
@@ -54,6 +85,7 @@ class InstrumentedModel(QueryModel, Protocol):
     max_queries: int | None
     device: str
     uses_host_cpu: bool
+    input_quantum: float
 
     def admit(self, n: int) -> None: ...
 
@@ -77,6 +109,11 @@ def model_device(model: QueryModel) -> str:
     return str(model.device or "cpu") if isinstance(model, InstrumentedModel) else "cpu"
 
 
+def input_quantum(model: QueryModel) -> float:
+    """The smallest input change the model can see, in [0,1] pixels (0 = continuous input)."""
+    return float(model.input_quantum) if isinstance(model, InstrumentedModel) else 0.0
+
+
 def check_budget(model: QueryModel, needed: int) -> None:
     """Refuse, before any query, work of ``needed`` queries that the model's budget cannot cover."""
     if isinstance(model, InstrumentedModel) and model.max_queries is not None:
@@ -86,55 +123,6 @@ def check_budget(model: QueryModel, needed: int) -> None:
                 f"this explanation needs {needed} queries but only {left} of the model's budget of "
                 f"{model.max_queries} remain."
             )
-
-
-@dataclass(frozen=True)
-class Normalize:
-    """Per-channel normalisation ``(x - mean) / std`` applied to [0,1] pixels before the model.
-
-    Lets explainers work in [0,1] CHW pixel space for a model that expects normalised input.
-    """
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        mean = tuple(float(v) for v in np.atleast_1d(self.mean))
-        std = tuple(float(v) for v in np.atleast_1d(self.std))
-        if len(mean) != len(std):
-            raise InvalidInputError(f"mean has {len(mean)} values but std has {len(std)}.")
-        if any(s <= 0 or not math.isfinite(s) for s in std):
-            raise InvalidInputError("every std value must be positive and finite.")
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "std", std)
-
-    def check_channels(self, channels: int) -> None:
-        if len(self.mean) not in (1, channels):
-            raise InvalidInputError(
-                f"Normalize has {len(self.mean)} channel values but the model takes {channels} channels."
-            )
-
-    def __call__(self, batch: Any) -> Any:
-        """Normalise a numpy array or a device tensor (torch), keeping its type and device."""
-        shape = (1, -1) + (1,) * (batch.ndim - 2)
-        mean = np.asarray(self.mean, np.float32).reshape(shape)
-        std = np.asarray(self.std, np.float32).reshape(shape)
-        if not isinstance(batch, np.ndarray):
-            mean, std = batch.new_tensor(mean), batch.new_tensor(std)
-        return (batch - mean) / std
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax over the last axis."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=-1, keepdims=True)
-    return z
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def as_batch(x: Any, input_shape: Sequence[int]) -> tuple[np.ndarray, bool]:
@@ -180,20 +168,33 @@ class BaseQueryModel:
     Args:
         input_shape: one sample's shape in the explicand space (e.g. (3, 224, 224)).
         num_classes: width of the class-score output.
-        output: ``"probs"`` (softmax applied unless the model already ends in one),
-            ``"logits"`` (raw scores; log-probabilities for a model that ends in softmax), or
+        output: what the explainers see of the model's head (:mod:`onnxplain.models.heads`):
+            ``"probs"`` (softmax of logits; a softmax or sigmoid head as it is), ``"logits"``
+            (logits; log-probabilities for a softmax head, log-odds for a sigmoid head) or
             ``"raw"`` (the model's output untouched).
         batch_size: chunk size for forwarding; ``None`` uses :data:`DEFAULT_BATCH_SIZE`.
         max_queries: optional budget of samples; a call that would exceed it raises
             :class:`QueryBudgetExceeded` before anything is forwarded.
-        preprocess: optional :class:`Normalize` applied to every chunk before the model.
+        preprocess: optional :class:`Normalize` applied to every chunk before the model, with
+            mean/std in the model's channel order.
+        channel_order: ``"RGB"`` (default) or ``"BGR"`` (OpenCV/Caffe-style models): the
+            channel axis of every chunk is reversed before ``preprocess``; explicands and maps
+            stay RGB.
+        head: ``"softmax"``, ``"logsoftmax"``, ``"sigmoid"`` or ``"logits"``: what the model's
+            last layer is; ``None`` keeps what the subclass determined (default ``"logits"``).
     """
 
-    ends_in_softmax: bool = False
+    head: Head = "logits"
+    head_source: str = "default: the outputs are taken for logits"
     device: str = "cpu"
     uses_host_cpu: bool = True
     """Whether the model computes on this machine's CPUs (decides whether explainers build the
     next queries on a helper thread, :func:`onnxplain.blackbox.streaming.prefetch_pays`)."""
+    input_quantum: float = 0.0
+    """Smallest change of a [0,1] pixel the model can see (1/255 for a uint8 input, else 0)."""
+    input_dtype: np.dtype = np.dtype(np.float32)
+    layout: str = "NCHW"
+    source: str = ""
 
     def __init__(
         self,
@@ -204,28 +205,50 @@ class BaseQueryModel:
         batch_size: int | None = None,
         max_queries: int | None = None,
         preprocess: Normalize | None = None,
+        channel_order: ChannelOrder = "RGB",
+        head: Head | None = None,
     ) -> None:
-        if output not in ("probs", "logits", "raw"):
-            raise InvalidInputError(f"output must be 'probs', 'logits' or 'raw', not {output!r}.")
+        self.output = check_choice("output", output, OUTPUTS)  # type: ignore[assignment]
         if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size <= 0):
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         if max_queries is not None and max_queries < 0:
             raise InvalidInputError(f"max_queries must be non-negative, got {max_queries}.")
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = int(num_classes)
-        self.output = output
         self.batch_size = None if batch_size is None else int(batch_size)
         self.max_queries = max_queries
         self.preprocess = preprocess
         if preprocess is not None:
             preprocess.check_channels(self.input_shape[0])
+        self.channel_order = check_choice("channel_order", channel_order, ("RGB", "BGR"))
+        if self.channel_order == "BGR" and self.input_shape[:1] != (3,):
+            raise InvalidInputError(
+                f"channel_order='BGR' needs a model taking 3 channels; this one takes {self.input_shape}."
+            )
+        if head is not None:
+            self.head = check_choice("head", head, HEADS)  # type: ignore[assignment]
+            self.head_source = "declared"
+        if self.head == "sigmoid" and self.output == "probs":
+            warnings.warn(sigmoid_warning(self.source or type(self).__name__), UserWarning, stacklevel=3)
         self.n_queries = 0
         self.n_calls = 0
         self.model_seconds = 0.0
 
+    @property
+    def ends_in_softmax(self) -> bool:
+        """Whether the model already outputs softmax probabilities (``head == "softmax"``)."""
+        return self.head == "softmax"
+
+    @ends_in_softmax.setter
+    def ends_in_softmax(self, value: bool) -> None:
+        if value:
+            self.head, self.head_source = "softmax", "declared (ends_in_softmax=True)"
+        elif self.head == "softmax":
+            self.head, self.head_source = "logits", "declared (ends_in_softmax=False)"
+
     # -- subclass hooks -------------------------------------------------------------------------
     def _forward(self, chunk: Any) -> np.ndarray:
-        """Run the model on one chunk (already preprocessed); return (n, num_classes) float."""
+        """Run the model on one chunk (already prepared, :meth:`prepare_chunk`); return (n, num_classes)."""
         raise NotImplementedError
 
     def _chunk_size(self) -> int:
@@ -234,6 +257,10 @@ class BaseQueryModel:
     def best_batch_size(self) -> int:
         """Chunk size explainers should stream perturbations in."""
         return self._chunk_size()
+
+    def batch_size_source(self) -> str:
+        """Where the chunk size comes from (for :meth:`describe`)."""
+        return "given" if self.batch_size is not None else f"default ({DEFAULT_BATCH_SIZE})"
 
     # -- the door -------------------------------------------------------------------------------
     def check_input(self, batch: Any) -> Any:
@@ -246,6 +273,17 @@ class BaseQueryModel:
                 f"the model takes batches of shape (N, {', '.join(map(str, self.input_shape))}), got {shape}."
             )
         return batch
+
+    def prepare_chunk(self, chunk: Any) -> Any:
+        """RGB [0,1] pixels → the model's channel order, then ``preprocess`` (numpy or torch).
+
+        Every adapter sends each chunk through here before :meth:`_forward`.
+        """
+        if self.channel_order == "BGR":
+            chunk = reverse_channels(chunk)
+        if self.preprocess is not None:
+            chunk = self.preprocess(chunk)
+        return chunk
 
     def admit(self, n: int) -> None:
         """Refuse, before anything is forwarded, a call of ``n`` queries that would exceed the budget."""
@@ -283,10 +321,9 @@ class BaseQueryModel:
         return outputs
 
     def _score_chunk(self, start: int, chunk: Any) -> tuple[np.ndarray, float]:
-        """One chunk: preprocess, :meth:`_forward`, :meth:`check_scores`. Returns ``(scores, seconds
+        """One chunk: :meth:`prepare_chunk`, :meth:`_forward`, :meth:`check_scores`. Returns ``(scores, seconds
         spent in _forward)``; counts nothing."""
-        if self.preprocess is not None:
-            chunk = self.preprocess(chunk)
+        chunk = self.prepare_chunk(chunk)
         t0 = time.perf_counter()
         raw = self._forward(chunk)
         seconds = time.perf_counter() - t0
@@ -315,12 +352,7 @@ class BaseQueryModel:
         return raw
 
     def _head(self, raw: np.ndarray) -> np.ndarray:
-        if self.output == "raw":
-            return raw
-        if self.output == "probs":
-            return raw if self.ends_in_softmax else softmax(raw.astype(np.float32, copy=False))
-        # logits: a softmax-ended graph only gives log-probabilities (logits up to a per-sample shift)
-        return np.log(np.clip(raw, 1e-38, None)) if self.ends_in_softmax else raw
+        return apply_head(raw, self.head, self.output)  # type: ignore[arg-type]
 
     def reset_counters(self) -> None:
         """Zero ``n_queries``, ``n_calls`` and ``model_seconds`` (the budget counts ``n_queries``)."""
@@ -328,12 +360,38 @@ class BaseQueryModel:
         self.n_calls = 0
         self.model_seconds = 0.0
 
+    def describe(self) -> dict[str, Any]:
+        """What was decided about this model, as JSON-friendly values (recorded with results):
+        where it comes from, what it takes and how each chunk is converted, its head and what
+        ``output`` does with it, device and batch size."""
+        return {
+            "adapter": type(self).__name__,
+            "source": self.source or repr(self),
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "layout": self.layout,
+            "channel_order": self.channel_order,
+            "preprocess": None if self.preprocess is None else self.preprocess.describe(),
+            "input_dtype": np.dtype(self.input_dtype).name,
+            "input_conversion": input_conversion(self.input_dtype),
+            "input_quantum": self.input_quantum,
+            "head": self.head,
+            "head_source": self.head_source,
+            "output": self.output,
+            "output_effect": head_effect(self.head, self.output),  # type: ignore[arg-type]
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "batch_size_source": self.batch_size_source(),
+            "max_queries": self.max_queries,
+        }
+
 
 class FunctionModel(BaseQueryModel):
     """A plain numpy function ``fn(batch) -> (N, num_classes)`` as a QueryModel.
 
     The analytic toy models of the tests and any user-supplied scoring function come through here.
-    ``output`` defaults to ``"raw"``: the function's values are explained as they are.
+    ``output`` defaults to ``"raw"``: the function's values are explained as they are. ``head``
+    (or the older ``ends_in_softmax=True``, i.e. ``head="softmax"``) says what they are.
     """
 
     def __init__(
@@ -344,11 +402,14 @@ class FunctionModel(BaseQueryModel):
         *,
         output: OutputHead = "raw",
         ends_in_softmax: bool = False,
+        head: Head | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(input_shape, num_classes, output=output, **kwargs)
         self.fn = fn
-        self.ends_in_softmax = ends_in_softmax
+        self.source = getattr(fn, "__qualname__", type(fn).__name__)
+        if head is None and ends_in_softmax:
+            head = "softmax"
+        super().__init__(input_shape, num_classes, output=output, head=head, **kwargs)
 
     def _forward(self, chunk: np.ndarray) -> np.ndarray:
         return np.asarray(self.fn(chunk))

@@ -99,6 +99,7 @@ class RemoteModel(BaseQueryModel):
         binary: ``"auto"`` (use the binary tensor extension when the server lists it), ``True``
             or ``False``.
         preprocess: optional :class:`~onnxplain.models.base.Normalize` applied before sending.
+        channel_order: ``"RGB"`` or ``"BGR"`` (the served model's channel order; explicands stay RGB).
         headers: extra HTTP headers (e.g. an ``Authorization`` token) sent with every request.
     """
 
@@ -128,6 +129,7 @@ class RemoteModel(BaseQueryModel):
         concurrency: int = 4,
         binary: bool | Literal["auto"] = "auto",
         preprocess: Normalize | None = None,
+        channel_order: Literal["RGB", "BGR"] = "RGB",
         headers: Mapping[str, str] | None = None,
     ) -> None:
         check_arguments(
@@ -163,9 +165,24 @@ class RemoteModel(BaseQueryModel):
             batch_size=min(chunk, limit) if limit is not None else chunk,
             max_queries=max_queries,
             preprocess=preprocess,
+            channel_order=channel_order,
+            head=None if ends_in_softmax is None else ("softmax" if ends_in_softmax else "logits"),
         )
-        self.ends_in_softmax = ends_in_softmax
+        self.source = self.model_url
         self.head_source: str | None = None if ends_in_softmax is None else "declared"
+
+    @property  # type: ignore[override]
+    def ends_in_softmax(self) -> bool | None:
+        """Whether the served model outputs probabilities: declared, decided from the first
+        answer, or ``None`` until then."""
+        return None if self.head_source is None else self.head == "softmax"
+
+    @ends_in_softmax.setter
+    def ends_in_softmax(self, value: bool | None) -> None:
+        if value is None:
+            self.head, self.head_source = "logits", None
+        else:
+            self.head, self.head_source = ("softmax" if value else "logits"), "declared"
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RemoteModel:
@@ -341,7 +358,7 @@ class RemoteModel(BaseQueryModel):
         if error is not None:
             raise error
         answered = [r for r in results if r is not None]
-        if self.ends_in_softmax is None:
+        if self.head_source is None:
             self._decide_head(np.concatenate(answered, axis=0))
         return answered
 
@@ -378,7 +395,7 @@ class RemoteModel(BaseQueryModel):
         """Set ``ends_in_softmax`` from the first answer (:func:`looks_like_probabilities`) and say
         what was decided (unless ``output="raw"``, which the decision does not touch)."""
         probs = looks_like_probabilities(scores)
-        self.ends_in_softmax, self.head_source = probs, "first answer"
+        self.head, self.head_source = ("softmax" if probs else "logits"), "first answer"
         if self.output == "raw":
             return
         what = (

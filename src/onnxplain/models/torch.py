@@ -6,14 +6,35 @@ Used for ONNX-vs-torch parity checks and to run black-box methods on a torch mod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from onnxplain.checks import check_choice
 from onnxplain.devices import torch_device
 from onnxplain.errors import InvalidInputError
-from onnxplain.models.base import BaseQueryModel, Normalize, OutputHead
+from onnxplain.models.base import BaseQueryModel, ChannelOrder
+from onnxplain.models.heads import HEADS, Head, OutputHead
+from onnxplain.models.inputs import Normalize
+
+# The last submodule that fixes the head; anything else is taken for logits.
+_HEAD_MODULES: tuple[tuple[type[torch.nn.Module], Head], ...] = (
+    (torch.nn.Softmax, "softmax"),
+    (torch.nn.LogSoftmax, "logsoftmax"),
+    (torch.nn.Sigmoid, "sigmoid"),
+    (torch.nn.Hardsigmoid, "sigmoid"),
+)
+
+
+def module_head(module: torch.nn.Module) -> tuple[Head, str]:
+    """``(head, reason)`` from the module's last registered submodule (a forward that calls
+    ``torch.softmax`` functionally cannot be seen: declare ``head=`` then)."""
+    last = list(module.modules())[-1]
+    for kind, head in _HEAD_MODULES:
+        if isinstance(last, kind):
+            return head, f"module: the last submodule is {type(last).__name__}"
+    return "logits", f"module: the last submodule is {type(last).__name__} (taken for logits)"
 
 
 class TorchModel(BaseQueryModel):
@@ -21,7 +42,10 @@ class TorchModel(BaseQueryModel):
 
     ``input_shape`` defaults to ``module.input_shape`` when the module declares it (as
     :class:`~onnxplain.export.PixelSpaceModel` does); ``num_classes`` is probed when not given.
-    The module is put in eval mode; forwards run under ``torch.inference_mode``.
+    The module is put in eval mode; forwards run under ``torch.inference_mode``. ``head="auto"``
+    reads the head from the last submodule (:func:`module_head`); ``ends_in_softmax`` is the older
+    spelling of ``head="softmax"``/``"logits"``. ``channel_order`` as
+    :class:`~onnxplain.models.base.BaseQueryModel`.
     """
 
     def __init__(
@@ -36,23 +60,36 @@ class TorchModel(BaseQueryModel):
         max_queries: int | None = None,
         preprocess: Normalize | None = None,
         ends_in_softmax: bool | None = None,
+        channel_order: ChannelOrder = "RGB",
+        head: Head | Literal["auto"] = "auto",
     ) -> None:
         if not isinstance(module, torch.nn.Module):
             raise InvalidInputError(f"TorchModel needs a torch.nn.Module, got {type(module).__name__}.")
         shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
         if shape is None:
             raise InvalidInputError("input_shape is required: the module does not declare one.")
+        check_choice("head", head, ("auto", *HEADS))
+        if head == "auto" and ends_in_softmax is not None:
+            head, self.head_source = ("softmax" if ends_in_softmax else "logits"), "declared (ends_in_softmax)"
+        elif head == "auto":
+            head, self.head_source = module_head(module)
+        else:
+            self.head_source = "declared"
+        self.head = head
+        self.source = type(module).__name__
         self.torch_device = torch_device(device)
         self.module = module.eval().to(self.torch_device)
         super().__init__(
-            shape, num_classes or 1, output=output, batch_size=batch_size, max_queries=max_queries, preprocess=preprocess
+            shape,
+            num_classes or 1,
+            output=output,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            preprocess=preprocess,
+            channel_order=channel_order,
         )
         self.device = str(self.torch_device)
         self.uses_host_cpu = self.torch_device.type == "cpu"
-        if ends_in_softmax is None:
-            last = list(module.modules())[-1]
-            ends_in_softmax = isinstance(last, torch.nn.Softmax)
-        self.ends_in_softmax = ends_in_softmax
         if num_classes is None:
             self.num_classes = int(self._forward(np.zeros((1, *self.input_shape), np.float32)).shape[1])
 
