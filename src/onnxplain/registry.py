@@ -15,6 +15,7 @@ BLACKBOX: dict[str, str] = {
     "ge": "onnxplain.blackbox.geex:GE",
     "rise": "onnxplain.blackbox.rise:RISE",
     "lime": "onnxplain.blackbox.lime:LIME",
+    "gefa": "onnxplain.blackbox.gefa:GEFA",
 }
 WHITEBOX: dict[str, str] = {
     "saliency": "onnxplain.gradients.saliency:Saliency",

@@ -1,5 +1,6 @@
 """Query-only explainers: GEEX and GE (Cai & Wunder 2024), RISE (Petsiuk et al. 2018), LIME
-(Ribeiro et al. 2016). Each takes any :class:`~onnxplain.models.base.QueryModel` and returns an
+(Ribeiro et al. 2016), GEFA (Cai, Ardoin & Wunder 2025). Each takes any
+:class:`~onnxplain.models.base.QueryModel` and returns an
 :class:`~onnxplain.explanation.Explanation`; perturbations stream from a seeded generator.
 
 Every method is a :class:`~onnxplain.blackbox.base.BlackBoxExplainer`: adding one is a module
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from onnxplain.blackbox.base import BlackBoxExplainer
 from onnxplain.blackbox.geex import GE, GEEX
+from onnxplain.blackbox.gefa import GEFA
 from onnxplain.blackbox.lime import LIME
 from onnxplain.blackbox.rise import RISE
 
-__all__ = ["GE", "GEEX", "LIME", "RISE", "BlackBoxExplainer"]
+__all__ = ["GE", "GEEX", "GEFA", "LIME", "RISE", "BlackBoxExplainer"]
