@@ -113,15 +113,17 @@ class GefaQueries:
         alpha = block.alpha  # (P,)
         h = block.sizes / d - 0.5  # h(m) = |m|/d − ½; h(1 − m) = −h(m)        (P,)
         hs = np.concatenate([h, -h])  # (2P,)
-        self.sum_y += scores.sum(axis=1)
-        self.sum_yh += scores @ hs
+        self.sum_y += scores.sum(axis=1)  # row by row: the same sums whatever B is
+        self.sum_yh += (scores * hs).sum(axis=1)
         self.sum_h += float(hs.sum())
         self.sum_h2 += float(hs @ hs)
         self.sum_mu += 2.0 * float(self.masks.control_mean(alpha).sum())
         self.count += 2 * p
         self.redrawn += block.redrawn
         a = ops.asarray(alpha[:, None], np.float64)
-        w = (ops.to64(block.masks) - a) / (a * (1.0 - a))  # w(m, α) = (m − α)/(α(1 − α))   (P, d)
+        w = ops.to64(block.masks)  # a new float64 array, updated in place below
+        w -= a
+        w *= 1.0 / (a * (1.0 - a))  # w(m, α) = (m − α)/(α(1 − α))                       (P, d)
         diff = ops.asarray(scores[:, :p] - scores[:, p:], np.float64)  # y(m) − y(1 − m)     (B, P)
         for i in range(len(diff)):  # one product per explicand: the same sums whatever B is
             self.s_yw[i] += diff[i] @ w

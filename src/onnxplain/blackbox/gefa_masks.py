@@ -172,7 +172,8 @@ class GefaMasks:
             # valid correlation: rows half … half+H−1 of the filter on the padded length
             oh = filter_operator(height + 2 * half, taps)[half : half + height]  # (H, H + k − 1)
             ow = filter_operator(width + 2 * half, taps)[half : half + width]  # (W, W + k − 1)
-            self.operators = (oh.astype(np.float32), np.ascontiguousarray(ow.T, dtype=np.float32))
+            # stored transposed, as right factors: (H + k − 1, H) and (W + k − 1, W)
+            self.operators = (np.ascontiguousarray(oh.T, np.float32), np.ascontiguousarray(ow.T, np.float32))
         self._device_ops: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     # -- α --------------------------------------------------------------------------------------
@@ -219,9 +220,13 @@ class GefaMasks:
         """(count, d) float32: U[0,1) noise, blurred over its valid part when smoothing is on."""
         if self.operators is None:
             return ops.random(rng, (count, self.d))
-        oh, ow = self._operators_on(ops)
-        noise = ops.random(rng, (count, self.height + 2 * self.half, self.width + 2 * self.half))
-        return (oh @ noise @ ow).reshape(count, self.d)  # (count, H, W) flattened
+        oh_t, ow_t = self._operators_on(ops)
+        h, w, hp, wp = self.height, self.width, self.height + 2 * self.half, self.width + 2 * self.half
+        noise = ops.random(rng, (count, hp, wp))
+        # O_h · U · O_wᵀ as two flat GEMMs (a broadcast 2-D @ 3-D matmul is several times slower)
+        t = noise.reshape(count * hp, wp) @ ow_t  # along the width        (count·Hp, W)
+        t = t.reshape(count, hp, w).swapaxes(1, 2).reshape(count * w, hp) @ oh_t  # (count·W, H)
+        return t.reshape(count, w, h).swapaxes(1, 2).reshape(count, self.d)  # (count, H·W)
 
     def draw_masks(self, ops: Ops, rng: Any, alpha: np.ndarray) -> tuple[Any, np.ndarray]:
         """Masks at levels ``alpha`` and their sizes: ((P, d) float32, (P,) int64)."""
