@@ -135,7 +135,7 @@ def test_control_variate_on_iid_masks_shifts_by_beta_over_d_and_restoring_makes_
     x = np.random.default_rng(3).random(shape).astype(np.float32)
     model = scalar_model(fn, shape)
     runs = {
-        key: GEFA(40_000, control_variate=cv, cv_mean=mean, **IID).explain(model, x, target=0)
+        key: GEFA(20_000, control_variate=cv, cv_mean=mean, **IID).explain(model, x, target=0)
         for key, cv, mean in [("none", False, "restore"), ("raw", True, "reference"), ("restored", True, "restore")]
     }
     phi = {k: e.attributions.ravel() for k, e in runs.items()}
@@ -147,7 +147,7 @@ def test_control_variate_on_iid_masks_shifts_by_beta_over_d_and_restoring_makes_
     assert (np.argsort(phi["raw"]) == np.argsort(phi["restored"])).all()
     # the raw term's realised shift mean_i (1/N) Σ_n β̂ h_n w_i(n) has expectation β̂/d; its
     # per-pair terms 2h(K/d − α)/(α(1 − α)) are heavy-tailed near α → 0, 1, hence the z-test
-    masks, alpha = redraw(GEFA(40_000, **IID), 16, 16)
+    masks, alpha = redraw(GEFA(20_000, **IID), 16, 16)
     k = masks.sum(1)
     s_terms = (2 * (k / d - 0.5) * (k / d - alpha) / (alpha * (1 - alpha)))[:, None]
     shift = (phi["none"] - phi["raw"]).mean() / beta
@@ -412,10 +412,10 @@ def test_accounting_budget_and_batch_size_invariance():
 
 
 def test_memory_does_not_grow_with_the_budget():
-    model = scalar_model(lambda r: np.tanh(r.sum(1) / 100), (3, 32, 32))
-    x = np.random.default_rng(0).random((3, 32, 32)).astype(np.float32)
+    model = scalar_model(lambda r: np.tanh(r.sum(1) / 100), (3, 24, 24))
+    x = np.random.default_rng(0).random((3, 24, 24)).astype(np.float32)
     peaks = []
-    for n in (1024, 8192):
+    for n in (512, 4096):
         tracemalloc.start()
         GEFA(n, queries_per_call=256).explain(model, x, target=0)
         peaks.append(tracemalloc.get_traced_memory()[1])
