@@ -17,6 +17,7 @@ BLACKBOX: dict[str, str] = {
     "lime": "onnxplain.blackbox.lime:LIME",
     "sobol": "onnxplain.blackbox.sobol:Sobol",
     "hsic": "onnxplain.blackbox.hsic:HSIC",
+    "gefa": "onnxplain.blackbox.gefa:GEFA",
 }
 WHITEBOX: dict[str, str] = {
     "saliency": "onnxplain.gradients.saliency:Saliency",

@@ -68,3 +68,9 @@ def test_numpy_normals_are_standard_normal_and_seeded():
     n = flat.size - half
     assert abs(np.corrcoef(flat[:n], flat[half : half + n])[0, 1]) < 0.015
     np.testing.assert_array_equal(z, ops.normal(np.random.default_rng(0), (301, 3, 17, 19)))
+
+
+def test_every_method_has_its_own_random_stream() -> None:
+    from onnxplain.blackbox.sampling import STREAMS
+
+    assert len(set(STREAMS.values())) == len(STREAMS), f"two methods share a stream number: {STREAMS}"

@@ -36,7 +36,7 @@ BLOCK = 64
 ArrayBackend = Literal["auto", "numpy", "torch"]
 
 # Independent random streams of one seed (the third SeedSequence key).
-STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4, "sobol": 5, "hsic": 6}
+STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4, "sobol": 5, "hsic": 6, "gefa": 7}
 
 
 def block_seed_sequence(seed: int, stream: str, block: int) -> np.random.SeedSequence:
@@ -113,6 +113,10 @@ class NumpyOps:
     def uniform(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.random(n)
 
+    def random(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 block of U[0,1) noise (multiples of 2⁻²⁴)."""
+        return rng.random(shape, dtype=np.float32)
+
     def bernoulli(self, rng: np.random.Generator, p: float, shape: tuple[int, ...]) -> np.ndarray:
         return (rng.random(shape, dtype=np.float32) < p).astype(np.float32)
 
@@ -184,6 +188,10 @@ class TorchOps:
         # α stays on the host in float64 (it is tiny); drawn from the block's device generator.
         u = self.torch.rand(n, generator=rng, device=self.device, dtype=self.torch.float64)
         return u.cpu().numpy()
+
+    def random(self, rng: Any, shape: tuple[int, ...]) -> Any:
+        """A float32 block of U[0,1) noise on the device."""
+        return self.torch.rand(shape, generator=rng, device=self.device, dtype=self.torch.float32)
 
     def bernoulli(self, rng: Any, p: float, shape: tuple[int, ...]) -> Any:
         u = self.torch.rand(shape, generator=rng, device=self.device, dtype=self.torch.float32)
