@@ -122,7 +122,7 @@ def test_query_progress_follows_the_model_counter():
     import io
     import time
 
-    from onnxplain.cli._common import QueryProgress
+    from onnxplain.cli._progress import QueryProgress
 
     class Counter:
         n_queries = 0
