@@ -105,7 +105,9 @@ class BarProgress(Progress):
 
 
 def duration(seconds: float) -> str:
-    """``"4.2 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``."""
+    """``"0.42 s"``, ``"4.2 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``."""
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)

@@ -97,6 +97,8 @@ def run_compare(
     metrics = [get_metric(name) for name in job.metrics]  # an unknown metric fails before any map
     preds = predict(job.onnx_model, job.batch, job.target)
     step = job.metric_step or default_step(*job.batch.shape[2:])
+    for run in job.runs:
+        run.check(job.batch)
     make_dir(out)  # only now: every check that needs no map has passed
     sets = explain_maps(job.runs, job.batch, job.names, preds.targets, _map_cache(out, job.force),
                         _map_outputs(out), progress=progress)

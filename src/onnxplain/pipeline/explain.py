@@ -60,6 +60,8 @@ def run_explain(
 ) -> ExplainResult:
     """Targets (one query per explicand), then every map (reused or computed), then ``results.json``."""
     preds = predict(job.model, job.batch, job.target)
+    for run in job.runs:
+        run.check(job.batch)
     make_dir(out)  # only now: every check that needs no map has passed
     index = JsonIndex(
         out / RESULTS,

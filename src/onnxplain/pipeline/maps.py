@@ -46,6 +46,12 @@ class MethodRun:
         """Queries one explicand costs (declared by black-box methods; None for white-box ones)."""
         return self.explainer.queries_per_explicand(input_shape) if self.kind == "black-box" else None
 
+    def check(self, batch: np.ndarray) -> None:
+        """What can be checked before any map: the baseline of a method that declares one must fit
+        the explicands (``uses_baseline`` methods hold a parsed ``baseline``)."""
+        if self.explainer.uses_baseline:
+            self.explainer.baseline.resolve(batch)
+
     def key(self, x: np.ndarray, target: int) -> str:
         """The settings key of this method's map of ``x`` for ``target``."""
         return settings_key({**self.identity, "method": self.name, "params": self.explainer.params(),
