@@ -89,20 +89,11 @@ def test_agreement_at_every_scale(tmp_path, digits, run_cli):
                                   "top10%", "28×28", "top10%", "14×14"]
 
 
-def test_compare_resumes_after_a_failure(tmp_path, digits, run_cli, monkeypatch):
+def test_compare_resumes_after_a_failure(tmp_path, digits, run_cli, monkeypatch, fail_on_call):
     """Maps are committed one by one (out/maps/index.json): a crash keeps the finished ones."""
     from onnxplain.gradients.integrated import IntegratedGradients
 
-    original = IntegratedGradients.explain
-    calls = {"n": 0}
-
-    def flaky(self, model, x, target=None):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("boom")
-        return original(self, model, x, target)
-
-    monkeypatch.setattr(IntegratedGradients, "explain", flaky)
+    original = fail_on_call(IntegratedGradients, 2)
     out = tmp_path / "cmp"
     code, _, err = _compare(run_cli, digits, out)
     assert code == 1 and "boom" in err and not (out / "results.json").exists()

@@ -16,6 +16,7 @@ from typing import Any
 from onnxplain.cli._common import Console, add_common
 from onnxplain.errors import InvalidInputError
 
+
 def examples() -> str:
     """The help's examples, naming the benchmarks of the checkout that is found (if any)."""
     try:
