@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from onnxplain.pipeline.cache import JsonIndex, ResultCache, RowIndex, array_digest, settings_key
 
@@ -71,21 +70,3 @@ def test_row_index_one_file_per_item(tmp_path):
     assert (tmp_path / "rows" / "a%2Fb.json").is_file()
     assert cache.lookup("a/b", None, "k1")["id"] == "a/b"  # method None: a store of one method
     assert cache.lookup("a/b", "rise", "k1") is None
-
-
-def test_dataset_store_rows_carry_the_run_key(tmp_path):
-    """The dataset runner's rows are committed through the same cache, keyed by the run's configuration."""
-    from onnxplain.distributed import ResultStore
-
-    store = ResultStore(tmp_path)
-    store.prepare({"model": "m", "method": "geex", "seed": 0}, resume=True)
-    store.map_path("a").write_bytes(b"x")
-    store.write_row({"id": "a", "method": "geex", "status": "ok", "file": "maps/a.npz"})
-    row = store.read_row("a")
-    assert row["settings_key"] == store.key and row["files"] == {"npz": "maps/a.npz"}
-    assert store.is_finished("a") and store.finished(["a", "b"]) == {"a"}
-    assert store.holds({"model": "m", "method": "geex", "seed": 0})
-    store.prepare({"model": "m", "method": "geex", "seed": 1}, resume=False)  # another configuration
-    assert not store.is_finished("a")  # its row was made with other settings
-    with pytest.raises(Exception, match="different model"):
-        store.prepare({"model": "m", "method": "geex", "seed": 2}, resume=True)

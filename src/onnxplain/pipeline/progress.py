@@ -30,6 +30,3 @@ class Progress:
 
     def close(self) -> None:
         """The stage is over (also after an error)."""
-
-    def note(self, text: str) -> None:
-        """Something the user should read (a decision the pipeline took, a warning)."""
