@@ -137,3 +137,16 @@ def test_cli_and_pipeline_never_inspect_signatures():
         for path in (root / folder).rglob("*.py"):
             text = path.read_text(encoding="utf-8")
             assert "import inspect" not in text and "signature(" not in text, path
+
+
+def test_an_option_a_method_ignores_is_said(workdir, run_cli):
+    """--baseline reaches GEEX (recorded in its params) and LIME, which takes none, is named on stderr."""
+    import json
+
+    out = workdir / "o"
+    code, _, err = run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", "-m", "geex,lime", "-n", "8",
+                           "--baseline", "0.25", "--out", out)
+    assert code == 0
+    assert err.strip() == "onnxplain: note: lime take(s) no --baseline; it applies to the other methods."
+    params = {r["method"]: r["params"] for r in json.loads((out / "results.json").read_text())["results"]}
+    assert params["geex"]["baseline"] == 0.25 and "baseline" not in params["lime"]

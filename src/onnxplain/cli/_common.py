@@ -239,6 +239,17 @@ def baseline_spec(text: str | None) -> Any:
 
 
 # -- output -------------------------------------------------------------------------------------
+def note_unused(con: Console, runs: Sequence[Any], *, baseline: Any, queries: Any = None, steps: Any = None) -> None:
+    """Say which methods ignore --baseline, --queries or --steps (an option is never dropped silently)."""
+    checks = (("--baseline", baseline, lambda e: e.uses_baseline), ("--queries", queries, lambda e: e.budget_param),
+              ("--steps", steps, lambda e: e.budget_param))
+    for flag, value, uses in checks:
+        kind = "white-box" if flag == "--steps" else ("black-box" if flag == "--queries" else None)
+        ignored = [r.name for r in runs if value is not None and kind in (None, r.kind) and not uses(r.explainer)]
+        if ignored:
+            con.note(f"onnxplain: note: {', '.join(ignored)} take(s) no {flag}; it applies to the other methods.")
+
+
 def baseline_text(spec: Any) -> str:
     """How a ``--baseline`` is listed in settings: ``"method default"``, the spec, or ``"array(C, H, W)"``."""
     if spec is None:

@@ -24,6 +24,7 @@ from onnxplain.cli._common import (
     method_list,
     method_names,
     normalize_from,
+    note_unused,
     positive_int,
     unique_stems,
 )
@@ -106,7 +107,7 @@ def build_runs(
     budgets = budgets or {}
     common = {"seed": args.seed, "batch_size": args.batch_size, "baseline": args.baseline}
     device = torch_device(args.device)
-    return [
+    runs = [
         MethodRun(m, build_method(m, kind="black-box", budget=args.queries, extra=budgets.get(m), **common),
                   onnx_model, identities["onnx"])
         for m in blackbox
@@ -115,6 +116,8 @@ def build_runs(
                                   **common), module, {**identities["torch"], "device": device})
         for m in whitebox
     ]
+    note_unused(Console(args), runs, baseline=args.baseline, queries=args.queries, steps=args.steps)
+    return runs
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from onnxplain.cli._common import (
     load_labels,
     method_names,
     normalize_from,
+    note_unused,
     positive_int,
     unique_stems,
 )
@@ -146,6 +147,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                   batch_size=args.batch_size, baseline=args.baseline), model, identity)
         for m in methods
     ]
+    note_unused(con, runs, baseline=args.baseline, queries=args.queries)
     job = ExplainJob(
         model=model, batch=load_images(args.images, model.input_shape), ids=stems,
         sources=[str(Path(p).resolve()) for p in args.images],
