@@ -99,3 +99,24 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def fail_on_call(monkeypatch):
+    """``fail_on_call(cls, n)``: ``cls.explain`` raises RuntimeError("boom") on its n-th call; returns
+    the original method (to put back with ``monkeypatch.setattr``)."""
+
+    def patch(cls: type, n: int):
+        original = cls.explain
+        calls = {"n": 0}
+
+        def flaky(self, model, x, target=None):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise RuntimeError("boom")
+            return original(self, model, x, target)
+
+        monkeypatch.setattr(cls, "explain", flaky)
+        return original
+
+    return patch

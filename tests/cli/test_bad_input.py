@@ -110,20 +110,11 @@ def test_cuda_request_reports_device_error(workdir, run_cli, monkeypatch):
     assert not (workdir / "o").exists()
 
 
-def test_failure_midway_leaves_only_complete_files(workdir, run_cli, monkeypatch):
+def test_failure_midway_leaves_only_complete_files(workdir, run_cli, monkeypatch, fail_on_call):
     """A method that dies on the second image: the first image's files are whole, nothing is half-written."""
     from onnxplain.blackbox.geex import GEEX
 
-    calls = {"n": 0}
-    original = GEEX.explain
-
-    def flaky(self, model, x, target=None):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("boom")
-        return original(self, model, x, target)
-
-    monkeypatch.setattr(GEEX, "explain", flaky)
+    original = fail_on_call(GEEX, 2)
     out = workdir / "out"
     code, _, err = run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", workdir / "b.jpg",
                            "-m", "geex", "-n", "16", "--out", out)

@@ -154,3 +154,22 @@ def test_bench_lists_and_runs_scripts(tmp_path, run_cli):
     )
     assert run_cli("bench", "--root", tmp_path, "--", "--mnist", "x.npz")[0] == 0
     assert (tmp_path / "suite.out").read_text() == "--mnist x.npz"
+
+
+def test_bench_help_names_only_real_benchmarks(run_cli, monkeypatch):
+    """The help's examples come from the checkout's benchmarks/ (the suite runner's own list)."""
+    import re
+    from pathlib import Path
+
+    from benchmarks.__main__ import benchmark_names
+    from onnxplain.cli.bench import list_benchmarks
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    assert list_benchmarks(root) == benchmark_names()
+    code, out, _ = run_cli("bench", "--help")
+    assert code == 0
+    named = set(re.findall(r"onnxplain bench ([a-z_0-9]+)", out))
+    assert named and named <= set(benchmark_names())
+    listed = re.search(r"benchmarks in this checkout: (.*)", out).group(1).split(", ")
+    assert listed == benchmark_names()

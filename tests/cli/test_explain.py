@@ -122,7 +122,7 @@ def test_query_progress_follows_the_model_counter():
     import io
     import time
 
-    from onnxplain.cli._common import QueryProgress
+    from onnxplain.cli._progress import QueryProgress
 
     class Counter:
         n_queries = 0
@@ -158,3 +158,15 @@ def test_url_model_through_the_dataset_runner_keeps_its_options(workdir, run_cli
     assert run_cli("explain", workdir / "linear.onnx", workdir / "c.npy", "-m", "geex", "-n", "32", "--seed", "5",
                    "--backend", "ray", "--workers", "0", "--out", plain)[0] == 0
     assert not np.allclose(np.load(plain / "c.geex.npy"), local)  # the normalisation mattered
+
+
+def test_a_changed_image_under_the_same_name_is_recomputed(workdir, run_cli):
+    """The cache key holds the explicand's values: new pixels in c.npy are not answered with c's old map."""
+    out = workdir / "out"
+    argv = ["explain", workdir / "linear.onnx", workdir / "c.npy", "-m", "geex", "-n", "16", "--out", out]
+    assert run_cli(*argv)[0] == 0
+    first = np.load(out / "c.geex.npy")
+    np.save(workdir / "c.npy", np.load(workdir / "c.npy")[:, ::-1].copy())
+    code, stdout, _ = run_cli(*argv)
+    assert code == 0 and "already existed" not in stdout
+    assert not np.array_equal(np.load(out / "c.geex.npy"), first)

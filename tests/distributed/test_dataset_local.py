@@ -187,3 +187,19 @@ def test_imports_need_neither_torch_nor_ray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dataset_store_rows_carry_the_run_key(tmp_path):
+    """The dataset runner's rows are committed through the same cache, keyed by the run's configuration."""
+    store = ResultStore(tmp_path)
+    store.prepare({"model": "m", "method": "geex", "seed": 0}, resume=True)
+    store.map_path("a").write_bytes(b"x")
+    store.write_row({"id": "a", "method": "geex", "status": "ok", "file": "maps/a.npz"})
+    row = store.read_row("a")
+    assert row["settings_key"] == store.key and row["files"] == {"npz": "maps/a.npz"}
+    assert store.is_finished("a") and store.finished(["a", "b"]) == {"a"}
+    assert store.holds({"model": "m", "method": "geex", "seed": 0})
+    store.prepare({"model": "m", "method": "geex", "seed": 1}, resume=False)  # another configuration
+    assert not store.is_finished("a")  # its row was made with other settings
+    with pytest.raises(InvalidInputError, match="different model"):
+        store.prepare({"model": "m", "method": "geex", "seed": 2}, resume=True)

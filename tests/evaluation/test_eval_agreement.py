@@ -95,3 +95,88 @@ def test_agreement_errors():
         agreement(m, m, reduce="max")
     with pytest.raises(InvalidInputError, match=r"\(H,W\)"):
         agreement(np.zeros(5), np.zeros(5))
+
+
+# -- several scales ---------------------------------------------------------------------------------
+def test_pooling_is_the_exact_cell_mean():
+    """224 → 28 cells: 8×8 block means; 10 → 4 cells: area means, checked by oversampling (each pixel
+    repeated 4×, so every cell is exactly 10 sub-pixels) and a plain mean."""
+    from onnxplain.evaluation.agreement import pool_maps
+
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(2, 224, 224))
+    blocks = m.reshape(2, 28, 8, 28, 8).mean(axis=(2, 4))
+    np.testing.assert_allclose(pool_maps(m, 28), blocks, rtol=1e-12, atol=1e-12)
+    odd = rng.normal(size=(1, 10, 10))
+    fine = np.repeat(np.repeat(odd, 4, axis=1), 4, axis=2)  # (1, 40, 40)
+    oracle = fine.reshape(1, 4, 10, 4, 10).mean(axis=(2, 4))
+    np.testing.assert_allclose(pool_maps(odd, 4), oracle, rtol=1e-12, atol=1e-12)
+    # an axis not longer than the cell count is left as it is
+    wide = rng.normal(size=(1, 6, 40))
+    pooled = pool_maps(wide, 10)
+    assert pooled.shape == (1, 6, 10)
+    np.testing.assert_allclose(pooled, wide.reshape(1, 6, 10, 4).mean(axis=3), rtol=1e-12)
+    assert pool_maps(wide[:, :, :8], 10).shape == (1, 6, 8)
+
+
+def test_scales_identical_maps_agree_fully():
+    from onnxplain.evaluation import agreement_scales
+
+    m = np.random.default_rng(4).normal(size=(3, 1, 56, 56))
+    res = agreement_scales(m, m)
+    assert list(res) == ["pixels", "28×28", "14×14"]
+    for scale, by_measure in res.items():
+        assert list(by_measure) == ["spearman", "top10%"]
+        for r in by_measure.values():
+            assert r.score == pytest.approx(1.0, abs=1e-12), scale
+    assert res["14×14"]["spearman"].params["compared_shape"] == (14, 14)
+    assert res["pixels"]["spearman"].params["compared_shape"] == (56, 56)
+    # a 28×28 map is compared as it is at "28×28": the same values as at pixels
+    small = np.random.default_rng(5).normal(size=(2, 1, 28, 28))
+    other = small + np.random.default_rng(6).normal(size=small.shape)
+    twice = agreement_scales(small, other)
+    np.testing.assert_array_equal(twice["28×28"]["spearman"].per_image, twice["pixels"]["spearman"].per_image)
+
+
+def test_a_map_and_its_blurred_copy_agree_more_when_pooled():
+    """A smooth field plus pixel noise (the noise of a black-box estimate) against its blurred copy:
+    the pixel ranks are dominated by the noise the blur removed; 14×14 cells average it away."""
+    from onnxplain.evaluation import agreement_scales
+    from onnxplain.filters import blur
+
+    rng = np.random.default_rng(7)
+    field = blur(rng.normal(size=(4, 1, 224, 224)).astype(np.float32), 61, 20.0)
+    field /= field.std(axis=(1, 2, 3), keepdims=True)
+    noisy = field + rng.normal(size=field.shape).astype(np.float32)
+    smooth = blur(noisy, 9, 3.0)
+    res = agreement_scales(noisy, smooth)
+    rho = {s: r["spearman"].score for s, r in res.items()}
+    top = {s: r["top10%"].score for s, r in res.items()}
+    assert rho["14×14"] > rho["28×28"] > rho["pixels"]
+    assert rho["14×14"] > 0.95 and rho["pixels"] < 0.8  # 0.999 and 0.69 on these seeds
+    assert top["14×14"] > top["pixels"] + 0.2
+
+
+def test_pooled_spearman_of_independent_noise_is_near_zero():
+    """Independent noise maps: at 14×14 (196 cells) ρ has standard deviation ≈ 1/√195 ≈ 0.072 per image;
+    the mean over 12 images ≈ 0.021; bounds at about 3.5 (mean) and 4 (per image) standard deviations."""
+    from onnxplain.evaluation import agreement_scales
+
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(size=(2, 12, 1, 112, 112))
+    res = agreement_scales(a, b)
+    for scale in ("pixels", "28×28", "14×14"):
+        assert abs(res[scale]["spearman"].score) < 0.075, scale
+    assert np.all(np.abs(res["14×14"]["spearman"].per_image) < 0.3)
+    assert abs(res["14×14"]["top10%"].score - 0.1) < 0.06  # chance level of the intersection
+
+
+def test_scale_errors():
+    from onnxplain.evaluation import agreement_scales
+    from onnxplain.evaluation.agreement import pool_maps
+
+    m = _maps(1)
+    with pytest.raises(InvalidInputError, match="unknown agreement measure"):
+        agreement_scales(m, m, measures=("kendall",))
+    with pytest.raises(InvalidInputError, match="pooled size"):
+        pool_maps(np.zeros((1, 4, 4)), 0)

@@ -50,6 +50,7 @@ def make_report(n_images: int = 2, label: str = HOSTILE) -> ReportData:
         title=f"report {label}",
         images=images,
         metrics=[MetricInfo("aopc_deletion", True, "GEEX AOPC"), MetricInfo("deletion_auc", False, label)],
+        summary={m: {"aopc_deletion": 0.5 + 0.1 * i, "deletion_auc": 0.3 - 0.05 * i} for i, (m, _) in enumerate(methods)},
         settings={"seed": 0, "path": label},
         method_params={"geex": {"n_queries": 100, "baseline": label}},
         model={"ONNX model": f"/m/{label}.onnx"},

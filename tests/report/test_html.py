@@ -179,3 +179,17 @@ def test_report_in_headless_chromium(tmp_path, report_factory):
     result, console = browser_check(broken, tmp_path / "neg")
     assert set(result["bad"]) == {"broken", "remote"}
     assert any(e.startswith("csp:img-src") for e in result["errors"])
+
+
+def test_summary_shows_the_given_scores_not_a_mean(report_factory):
+    """The summary table prints ReportData.summary (the metrics' own aggregation) as given."""
+    data = report_factory(n_images=2, label="x")
+    text = render_html(data)
+    table = re.search(r"<table class='summary'>(.*?)</table>", text, re.S).group(1)
+    rows = dict(re.findall(r"<tr><th>([^<]+)</th><td>[^<]*</td>((?:<td class='num[^']*'>[^<]*</td>){2})", table))
+    for method, scores in data.summary.items():
+        cells = re.findall(r">([^<]*)</td>", rows[method])
+        assert cells == [f"{scores['aopc_deletion']:.4g}", f"{scores['deletion_auc']:.4g}"]
+        means = np.mean([mr.metrics["aopc_deletion"] for im in data.images for mr in im.maps if mr.method == method])
+        assert f"{means:.4g}" != cells[0]  # not the per-image mean
+    assert "<td class='num best'>0.8</td>" in table and "<td class='num best'>0.15</td>" in table  # la is best

@@ -1,7 +1,8 @@
 """The ``onnxplain`` command line: demo, explain, compare, evaluate, export, bench.
 
 Exit codes: 0 success, 2 bad input (any :class:`~onnxplain.errors.OnnxplainError` or a bad
-option: one line on stderr naming the problem), 1 internal error (one line; the traceback only
+option: one line on stderr naming the problem in the CLI's words, the flag that fixes it included:
+see :mod:`onnxplain.cli._errors`), 1 internal error (one line; the traceback only
 with ``--debug`` or ``ONNXPLAIN_DEBUG=1``), 130 interrupted. Outputs are written atomically, after
 everything that can be checked has been checked, so a failed run leaves no partial file.
 torch is imported only by the commands that need it.
@@ -16,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
+from onnxplain.cli._errors import cli_message
 from onnxplain.errors import OnnxplainError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -88,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OnnxplainError as exc:
         if debug:
             traceback.print_exc()
-        print(f"onnxplain: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"onnxplain: error: {cli_message(_one_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except MemoryError:
         if debug:

@@ -1,30 +1,24 @@
-"""What every subcommand shares: options, output checks, labels, methods, progress, printing."""
+"""What every subcommand shares: options, output checks, labels, methods, printing."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import inspect
 import json
 import math
 import os
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnxplain._io import atomic_write, to_jsonable
+from onnxplain._io import to_jsonable
+from onnxplain.cli._progress import make_progress, progress_mode
 from onnxplain.errors import InvalidInputError
-
-# Constructor arguments that hold a black-box method's query budget, in order of preference.
-BUDGET_PARAMS = ("n_queries", "queries", "n_samples", "num_samples", "n_masks", "n_perturbations")
-# Constructor arguments that hold a white-box method's step count, in order of preference.
-STEP_PARAMS = ("n_steps", "steps", "num_steps", "samples", "n_samples", "max_iter", "num_iter")
+from onnxplain.pipeline.progress import Progress
 
 
 # -- option parsing ------------------------------------------------------------------------------
@@ -100,13 +94,20 @@ def add_common(parser: argparse.ArgumentParser, *, device: bool = True, batch: b
         )
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """How to feed an ONNX model: normalisation, layout, labels."""
+def add_model_options(parser: argparse.ArgumentParser, *, num_classes: bool = True) -> None:
+    """How to feed an ONNX (or KServe-v2) model: normalisation, layout, shape, tensors, labels."""
     group = parser.add_argument_group("ONNX model input")
     group.add_argument("--mean", type=float_list, help="per-channel mean the model expects, e.g. 0.485,0.456,0.406")
     group.add_argument("--std", type=float_list, help="per-channel std the model expects (with --mean)")
     group.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="the graph's input layout")
+    group.add_argument("--input-shape", type=shape_arg, default=None, help="C,H,W when the model leaves it dynamic")
     group.add_argument("--labels", type=Path, help="class names: a text file with one name per line, or a JSON list")
+    group.add_argument("--input-name", default=None, help="a URL model's input tensor, when it has several")
+    group.add_argument("--output-name", default=None, help="a URL model's output tensor, when it has several")
+    if num_classes:
+        group.add_argument("--num-classes", type=positive_int, default=None,
+                           help="a URL model's class count, when its output shape does not say")
+        parser.set_defaults(num_classes_of_model=True)
 
 
 # -- checks before anything is written -----------------------------------------------------------
@@ -141,13 +142,6 @@ def check_files_exist(paths: Sequence[Path], what: str) -> None:
             raise InvalidInputError(f"{what} {str(p)!r} does not exist.")
         if not Path(p).is_file():
             raise InvalidInputError(f"{what} {str(p)!r} is not a file.")
-
-
-def make_output_dir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InvalidInputError(f"cannot create output directory {str(path)!r}: {exc.strerror or exc}.") from None
 
 
 def unique_stems(paths: Sequence[Path]) -> list[str]:
@@ -212,156 +206,57 @@ def normalize_from(mean: Sequence[float] | None, std: Sequence[float] | None) ->
 
 
 # -- methods ------------------------------------------------------------------------------------
-def _accepts(cls: type, name: str) -> bool:
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+def method_names(values: Sequence[str] | None, kind: str) -> list[str]:
+    """``--method geex,rise`` → checked registry names of ``kind`` ("black-box"/"white-box")."""
+    from onnxplain.registry import check_kind
+
+    names = method_list(values)
+    for name in names:
+        check_kind(name, kind)  # type: ignore[arg-type]
+    return names
 
 
-def _first_param(cls: type, names: Sequence[str]) -> str | None:
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
+def baseline_spec(text: str | None) -> Any:
+    """``--baseline``: ``zero``, ``blur``, ``blur(k,σ)``, a number, or a ``.npy`` file; checked now."""
+    from onnxplain.baselines import Baseline
+
+    if text is None:
         return None
-    return next((n for n in names if n in params), None)
-
-
-def resolve_method(name: str, *, blackbox: bool | None = None) -> type:
-    """The registered class for ``name``; ``blackbox`` restricts the kind (clear error otherwise)."""
-    from onnxplain.registry import BLACKBOX, WHITEBOX, get_method, is_blackbox
-
-    key = name.lower()
-    if key not in BLACKBOX and key not in WHITEBOX:
-        get_method(key)  # raises the registry's "unknown method" error
-    if blackbox is True and not is_blackbox(key):
-        raise InvalidInputError(
-            f"{name!r} is a white-box method (it needs the torch model); use 'onnxplain compare'. "
-            f"Black-box methods: {', '.join(BLACKBOX)}."
-        )
-    if blackbox is False and is_blackbox(key):
-        raise InvalidInputError(f"{name!r} is a black-box method; white-box methods: {', '.join(WHITEBOX)}.")
-    return get_method(key)
-
-
-def build_method(
-    name: str,
-    *,
-    blackbox: bool | None = None,
-    budget: int | None = None,
-    seed: int | None = None,
-    batch_size: int | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Any:
-    """Instantiate method ``name`` with its budget (queries or steps), seed and batch size where it takes them."""
-    cls = resolve_method(name, blackbox=blackbox)
-    kwargs: dict[str, Any] = dict(extra or {})
-    if budget is not None:
-        key = _first_param(cls, BUDGET_PARAMS if (blackbox or blackbox is None) else STEP_PARAMS)
-        if key is None and blackbox is None:
-            key = _first_param(cls, STEP_PARAMS)
-        if key is None:
-            raise InvalidInputError(f"method {name!r} takes no query/step budget.")
-        kwargs[key] = int(budget)
-    if seed is not None and _accepts(cls, "seed"):
-        kwargs["seed"] = int(seed)
-    if batch_size is not None and _accepts(cls, "batch_size"):
-        kwargs["batch_size"] = int(batch_size)
-    kwargs = {k: v for k, v in kwargs.items() if _accepts(cls, k)}
-    return cls(**kwargs)
-
-
-# -- progress -----------------------------------------------------------------------------------
-def progress_enabled(quiet: bool) -> bool:
-    """Progress bars only on an interactive terminal, never under --quiet."""
-    return not quiet and sys.stderr.isatty()
-
-
-class QueryProgress:
-    """A tqdm bar over a model's ``n_queries`` counter, refreshed by a background thread.
-
-    The bar reads the counter the adapter keeps anyway, so the model is not wrapped and explainers
-    see exactly the object they were given.
-    """
-
-    def __init__(self, model: Any, total: int | None, desc: str, enabled: bool) -> None:
-        self.model, self.total, self.desc, self.enabled = model, total, desc, enabled
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._bar: Any = None
-
-    def __enter__(self) -> QueryProgress:
-        if not self.enabled:
-            return self
-        from tqdm import tqdm
-
-        self._start = int(getattr(self.model, "n_queries", 0))
-        self._bar = tqdm(total=self.total, desc=self.desc, unit="q", leave=False, file=sys.stderr, dynamic_ncols=True)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self._update()
-
-    def _update(self) -> None:
-        done = int(getattr(self.model, "n_queries", 0)) - self._start
-        if self.total is not None:
-            done = min(done, self.total)
-        self._bar.n = done
-        self._bar.refresh()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is None:
-            return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._bar.close()
-
-
-@contextlib.contextmanager
-def item_progress(total: int, desc: str, enabled: bool) -> Iterator[Any]:
-    """A tqdm bar over images × methods (or a no-op object with ``update``)."""
-    if not enabled:
-
-        class _Null:
-            def update(self, n: int = 1) -> None:
-                pass
-
-            def set_postfix_str(self, s: str) -> None:
-                pass
-
-        yield _Null()
-        return
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
+    spec: Any = text
     try:
-        yield bar
-    finally:
-        bar.close()
+        spec = float(text)
+    except ValueError:
+        if text.lower().endswith(".npy"):
+            path = Path(text)
+            if not path.is_file():
+                raise InvalidInputError(f"baseline file {text!r} does not exist.") from None
+            try:
+                spec = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise InvalidInputError(f"baseline file {text!r} is not a readable .npy array ({exc}).") from None
+    Baseline.parse(spec)
+    return spec
 
 
 # -- output -------------------------------------------------------------------------------------
-def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
-    with atomic_write(path, "w") as handle:
-        handle.write(text + "\n")
+def note_unused(con: Console, runs: Sequence[Any], *, baseline: Any, queries: Any = None, steps: Any = None) -> None:
+    """Say which methods ignore --baseline, --queries or --steps (an option is never dropped silently)."""
+    checks = (("--baseline", baseline, lambda e: e.uses_baseline), ("--queries", queries, lambda e: e.budget_param),
+              ("--steps", steps, lambda e: e.budget_param))
+    for flag, value, uses in checks:
+        kind = "white-box" if flag == "--steps" else ("black-box" if flag == "--queries" else None)
+        ignored = [r.name for r in runs if value is not None and kind in (None, r.kind) and not uses(r.explainer)]
+        if ignored:
+            con.note(f"onnxplain: note: {', '.join(ignored)} take(s) no {flag}; it applies to the other methods.")
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_write(path) as handle:
-        np.save(handle, np.asarray(array), allow_pickle=False)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
+def baseline_text(spec: Any) -> str:
+    """How a ``--baseline`` is listed in settings: ``"method default"``, the spec, or ``"array(C, H, W)"``."""
+    if spec is None:
+        return "method default"
+    if isinstance(spec, np.ndarray):
+        return "array(" + ", ".join(map(str, spec.shape)) + ")"
+    return str(spec)
 
 
 def file_digest(path: Path) -> str:
@@ -396,12 +291,17 @@ def _numeric(text: str) -> bool:
 
 
 class Console:
-    """Where messages go: human text to stdout (unless --quiet/--json), notes to stderr, JSON to stdout."""
+    """Where messages go: human text to stdout (unless --quiet/--json), notes to stderr, JSON to
+    stdout; progress as bars on a terminal, else as lines (see :mod:`onnxplain.cli._progress`)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.quiet = bool(getattr(args, "quiet", False))
         self.json = bool(getattr(args, "json", False))
-        self.progress = progress_enabled(self.quiet)
+        self.progress_mode = progress_mode(self.quiet, self.json)
+
+    def progress(self) -> Progress:
+        """A fresh progress display for one stage of work."""
+        return make_progress(self.progress_mode, self.say)
 
     def say(self, text: str = "") -> None:
         if not self.quiet and not self.json:

@@ -16,63 +16,88 @@ def is_url(text: str) -> bool:
     return str(text).startswith(("http://", "https://"))
 
 
-def remote_options(
-    *,
-    batch_size: int | None = None,
-    preprocess: Any = None,
-    layout: str = "NCHW",
-    input_shape: Sequence[int] | None = None,
-    output: str = "probs",
-) -> dict[str, Any]:
+def remote_options(args: argparse.Namespace, preprocess: Any = None, output: str = "probs") -> dict[str, Any]:
     """The RemoteModel options a command line gives, for local use and for Ray workers alike."""
     return {
         "output": output,
-        "layout": layout,
-        "batch_size": batch_size,
+        "layout": args.layout,
+        "batch_size": args.batch_size,
         "preprocess": preprocess,
-        "input_shape": input_shape,
+        "input_shape": args.input_shape,
+        "input_name": args.input_name,
+        "output_name": args.output_name,
+        "num_classes": args.num_classes,
     }
 
 
-def open_query_model(
-    source: str,
-    *,
-    device: str = "auto",
-    batch_size: int | None = None,
-    preprocess: Any = None,
-    layout: str = "NCHW",
-    input_shape: Sequence[int] | None = None,
-    output: str = "probs",
-) -> Any:
-    """An :class:`OnnxModel` for a file path (``"demo"``: the shipped MNIST CNN), a :class:`RemoteModel` for an
-    ``http(s)://…/v2/models/NAME`` URL."""
-    if is_url(source):
-        from onnxplain.models.remote import RemoteModel
-
-        return RemoteModel.from_url(
-            source,
-            **remote_options(
-                output=output, layout=layout, batch_size=batch_size, preprocess=preprocess, input_shape=input_shape
-            ),
-        )
-    from onnxplain.models.onnx import OnnxModel
-
+def demo_path(source: str) -> Path:
+    """``"demo"`` (unless a file of that name exists) is the shipped MNIST CNN."""
     path = Path(source)
     if source == "demo" and not path.exists():
         from onnxplain.demo import demo_onnx_path
 
-        path = demo_onnx_path()
+        return Path(demo_onnx_path())
+    return path
+
+
+def _check_file_options(args: argparse.Namespace) -> None:
+    own_classes = args.num_classes if getattr(args, "num_classes_of_model", False) else None
+    for flag, value in (("--input-name", args.input_name), ("--output-name", args.output_name),
+                        ("--num-classes", own_classes)):
+        if value is not None:
+            raise InvalidInputError(f"{flag} applies to a KServe-v2 URL model, not to an ONNX file.")
+
+
+def open_query_model(source: str, args: argparse.Namespace, preprocess: Any = None, output: str = "probs") -> Any:
+    """An :class:`OnnxModel` for a file path (``"demo"``: the shipped MNIST CNN), a :class:`RemoteModel` for an
+    ``http(s)://…/v2/models/NAME`` URL, configured by the command's model options (``--batch-size``
+    is the model's samples per call)."""
+    if is_url(source):
+        from onnxplain.models.remote import RemoteModel
+
+        return RemoteModel.from_url(source, **remote_options(args, preprocess, output))
+    from onnxplain.models.onnx import OnnxModel
+
+    _check_file_options(args)
+    path = demo_path(source)
     if path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg", ".npy", ".gif", ".bmp"):
         raise ModelLoadError(f"{source} looks like an image, not an ONNX model (the model comes first).")
     return OnnxModel(
         path,
         output=output,  # type: ignore[arg-type]
-        device=device,
-        batch_size=batch_size if batch_size is not None else "auto",
+        device=args.device,
+        batch_size=args.batch_size if args.batch_size is not None else "auto",
         preprocess=preprocess,
-        layout=layout,  # type: ignore[arg-type]
-        input_shape=input_shape,
+        layout=args.layout,
+        input_shape=args.input_shape,
     )
+
+
+def model_spec(source: str, args: argparse.Namespace, preprocess: Any = None) -> Any:
+    """The picklable recipe of the same model for the dataset runner's workers."""
+    from onnxplain.distributed import OnnxModelSpec, RemoteModelSpec
+
+    if is_url(source):
+        return RemoteModelSpec(source, remote_options(args, preprocess))
+    return OnnxModelSpec(
+        path=str(demo_path(source).resolve()),
+        batch_size=args.batch_size if args.batch_size is not None else "auto",
+        preprocess=preprocess,
+        layout=args.layout,
+        input_shape=args.input_shape,
+    )
+
+
+def model_identity(source: str, args: argparse.Namespace, preprocess: Any = None) -> dict[str, Any]:
+    """What determines a model's outputs: its file's digest (or its URL) and how inputs are fed."""
+    from onnxplain.cli._common import file_digest
+
+    return {
+        "model": source if is_url(source) else file_digest(demo_path(source)),
+        "mean": list(preprocess.mean) if preprocess is not None else None,
+        "std": list(preprocess.std) if preprocess is not None else None,
+        "layout": args.layout,
+    }
 
 
 def add_torch_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

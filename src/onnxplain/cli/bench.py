@@ -16,13 +16,28 @@ from typing import Any
 from onnxplain.cli._common import Console, add_common
 from onnxplain.errors import InvalidInputError
 
-EXAMPLES = """\
+
+def examples() -> str:
+    """The help's examples, naming the benchmarks of the checkout that is found (if any)."""
+    try:
+        names = list_benchmarks(find_root())
+    except InvalidInputError:
+        names = []
+    one = names[0] if names else "NAME"
+    listing = (
+        "benchmarks in this checkout: " + ", ".join(names)
+        if names
+        else "no benchmarks/ directory here: run from a source checkout (or pass --root) to list them"
+    )
+    return f"""\
 examples:
   onnxplain bench --list
-  onnxplain bench geex_speed              runs python -m benchmarks.geex_speed
-  onnxplain bench geex_speed -- --repeats 3   arguments after -- go to the benchmark
+  onnxplain bench {one}              runs python -m benchmarks.{one}
+  onnxplain bench {one} -- --help    arguments after -- go to the benchmark
   onnxplain bench                          the whole suite (python -m benchmarks, or every script in turn)
   onnxplain bench -- --mnist ../data/mnist_test.npz   suite options after --
+
+{listing}
 """
 
 
@@ -31,7 +46,7 @@ def add_parser(sub: Any) -> None:
         "bench",
         help="list or run the speed/fidelity benchmarks (from a source checkout)",
         description="Run one benchmark script, or all of them, from the checkout's benchmarks/ directory.",
-        epilog=EXAMPLES,
+        epilog=examples(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", nargs="?", help="benchmark name (a module of benchmarks/); none = all")
@@ -56,7 +71,8 @@ NOT_BENCHMARKS = {"__init__", "__main__", "harness", "conftest"}
 
 
 def list_benchmarks(root: Path) -> list[str]:
-    """Modules of ``benchmarks/`` that are benchmarks (not the harness, not private helpers)."""
+    """Modules of ``benchmarks/`` that are benchmarks (not the harness, not private helpers): the
+    rule of the suite runner's ``benchmark_names`` (``benchmarks/__main__.py``; a test keeps them equal)."""
     return sorted(
         p.stem
         for p in (root / "benchmarks").glob("*.py")

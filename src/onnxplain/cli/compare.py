@@ -1,4 +1,7 @@
-"""``onnxplain compare``: black-box maps of the ONNX model against white-box maps of its torch source."""
+"""``onnxplain compare``: black-box maps of the ONNX model against white-box maps of its torch source.
+
+Parsing and printing only: the work is :mod:`onnxplain.pipeline.compare`.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +14,21 @@ from onnxplain.cli._common import (
     Console,
     add_common,
     add_model_options,
-    build_method,
+    baseline_spec,
+    baseline_text,
     check_files_exist,
     check_output_dir,
     file_digest,
+    format_table,
     load_labels,
-    make_output_dir,
     method_list,
+    method_names,
     normalize_from,
+    note_unused,
     positive_int,
-    resolve_method,
     unique_stems,
 )
-from onnxplain.cli._models import add_torch_options, load_torch_module, open_query_model
+from onnxplain.cli._models import add_torch_options, load_torch_module, model_identity, open_query_model
 from onnxplain.errors import InvalidInputError
 
 DEFAULT_BLACKBOX = "geex,rise,lime"
@@ -59,7 +64,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--target", type=int, default=None, help="class to explain (default: the ONNX model's prediction)")
     p.add_argument("--parity-tol", type=float, default=1e-3, help="largest accepted |Δ probability| (default 1e-3)")
     p.add_argument("--force", action="store_true", help="recompute maps that already exist")
-    add_model_options(p)
+    add_model_options(p, num_classes=False)  # --num-classes: the torch options (one count for both)
     add_common(p)
     p.set_defaults(run=run)
 
@@ -70,46 +75,13 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--whitebox", default=DEFAULT_WHITEBOX, help=f"white-box methods (default {DEFAULT_WHITEBOX})")
     group.add_argument("--queries", "-n", type=positive_int, default=None, help="query budget per black-box map")
     group.add_argument("--steps", type=positive_int, default=None, help="steps/samples per white-box map")
+    group.add_argument("--baseline", default=None,
+                       help="x̂ of the methods that use one (GEEX, RISE, IG): zero, blur, blur(k,sigma), a number "
+                       "or a .npy file")
     group.add_argument(
         "--metrics", default="aopc_deletion,insertion_auc,deletion_auc", help="faithfulness metrics (query-only)"
     )
     group.add_argument("--metric-step", type=positive_int, default=None, help="pixels per curve step (default ~1%%)")
-
-
-def build_methods(args: argparse.Namespace, budgets: dict[str, dict[str, Any]] | None = None) -> tuple[dict, dict]:
-    """Configured black-box and white-box explainers from the options (``budgets``: per-method defaults)."""
-    budgets = budgets or {}
-    blackbox_names = method_list([args.blackbox]) if args.blackbox else []
-    whitebox_names = method_list([args.whitebox]) if args.whitebox else []
-    if not blackbox_names and not whitebox_names:
-        raise InvalidInputError("no methods: give --blackbox and/or --whitebox.")
-    for name in blackbox_names:
-        resolve_method(name, blackbox=True)
-    for name in whitebox_names:
-        resolve_method(name, blackbox=False)
-    device = "cpu" if args.device == "auto" else args.device
-    if args.device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    blackbox = {
-        m: build_method(m, blackbox=True, budget=args.queries, seed=args.seed, batch_size=args.batch_size,
-                        extra=budgets.get(m) if args.queries is None else _without_budget(budgets.get(m)))
-        for m in blackbox_names
-    }
-    whitebox = {
-        m: build_method(m, blackbox=False, budget=args.steps, seed=args.seed, batch_size=args.batch_size,
-                        extra={"device": device, **((budgets.get(m) or {}) if args.steps is None
-                                                    else _without_budget(budgets.get(m)))})
-        for m in whitebox_names
-    }
-    return blackbox, whitebox
-
-
-def _without_budget(params: dict[str, Any] | None) -> dict[str, Any]:
-    from onnxplain.cli._common import BUDGET_PARAMS, STEP_PARAMS
-
-    return {k: v for k, v in (params or {}).items() if k not in BUDGET_PARAMS and k not in STEP_PARAMS}
 
 
 def torch_device(device: str) -> str:
@@ -119,66 +91,132 @@ def torch_device(device: str) -> str:
     return str(resolve(device))
 
 
+def build_runs(
+    args: argparse.Namespace, onnx_model: Any, module: Any, identities: dict[str, dict[str, Any]],
+    budgets: dict[str, dict[str, Any]] | None = None,
+) -> list[Any]:
+    """Black-box runs on the ONNX model, white-box runs on the torch module (``budgets``: per-method
+    defaults, overridden by --queries/--steps); every option reaches each method through the registry."""
+    from onnxplain.pipeline.maps import MethodRun
+    from onnxplain.registry import build_method
+
+    blackbox = method_names([args.blackbox], "black-box") if args.blackbox else []
+    whitebox = method_names([args.whitebox], "white-box") if args.whitebox else []
+    if not blackbox and not whitebox:
+        raise InvalidInputError("no methods: give --blackbox and/or --whitebox.")
+    budgets = budgets or {}
+    common = {"seed": args.seed, "batch_size": args.batch_size, "baseline": args.baseline}
+    device = torch_device(args.device)
+    runs = [
+        MethodRun(m, build_method(m, kind="black-box", budget=args.queries, extra=budgets.get(m), **common),
+                  onnx_model, identities["onnx"])
+        for m in blackbox
+    ] + [
+        MethodRun(m, build_method(m, kind="white-box", budget=args.steps, extra={"device": device, **budgets.get(m, {})},
+                                  **common), module, {**identities["torch"], "device": device})
+        for m in whitebox
+    ]
+    note_unused(Console(args), runs, baseline=args.baseline, queries=args.queries, steps=args.steps)
+    return runs
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from onnxplain.cli._pipeline import Job, run_job
     from onnxplain.images import load_images
+    from onnxplain.pipeline.compare import CompareJob
+    from onnxplain.registry import get_metric
 
     con = Console(args)
-    metrics = method_list([args.metrics])
+    metrics = [get_metric(name).name for name in method_list([args.metrics])]
     out = check_output_dir(args.out)
     check_files_exist(args.images, "image file")
     names = unique_stems(args.images)
     preprocess = normalize_from(args.mean, args.std)
+    args.baseline = baseline_spec(args.baseline)
     device = torch_device(args.device)
-    onnx_model = open_query_model(
-        args.onnx, device=args.device, batch_size=args.batch_size, preprocess=preprocess, layout=args.layout
-    )
+    onnx_model = open_query_model(args.onnx, args, preprocess)
     module = load_torch_module(
         args.torch_spec, args.weights, num_classes=args.num_classes, mean=args.torch_mean, std=args.torch_std
     )
-    labels = load_labels(args.labels, onnx_model.num_classes, getattr(onnx_model, "labels", None))
-    batch = load_images(args.images, onnx_model.input_shape)
-    args.device = device
-    blackbox, whitebox = build_methods(args)
-    from onnxplain.cli._pipeline import metric_function
-
-    for name in metrics:
-        metric_function(name)
-    job = Job(
-        onnx_model=onnx_model,
-        torch_module=module,
-        batch=batch,
-        names=names,
-        sources=[str(p) for p in args.images],
-        labels=labels,
-        blackbox=blackbox,
-        whitebox=whitebox,
-        target=args.target,
-        metrics=metrics,
-        metric_step=args.metric_step,
-        seed=args.seed,
-        device=device,
-        parity_tol=args.parity_tol,
-        settings={
-            "seed": args.seed,
-            "queries per black-box map": args.queries if args.queries is not None else "method default",
-            "steps per white-box map": args.steps if args.steps is not None else "method default",
-            "device": device,
-            "batch size": args.batch_size if args.batch_size is not None else "auto",
-        },
-        model_info={
-            "ONNX model": args.onnx,
-            "torch model": args.torch_spec + (f" + {args.weights}" if args.weights else ""),
-            "input shape": tuple(onnx_model.input_shape),
-            "classes": int(onnx_model.num_classes),
-            "ONNX device": str(getattr(onnx_model, "device", "cpu")),
-            "ONNX preprocessing": f"mean {preprocess.mean}, std {preprocess.std}" if preprocess else "none",
-        },
+    identities = {"onnx": model_identity(args.onnx, args, preprocess), "torch": _torch_identity(args)}
+    job = CompareJob(
+        onnx_model=onnx_model, torch_module=module, batch=load_images(args.images, onnx_model.input_shape),
+        names=names, sources=[str(p) for p in args.images],
+        labels=load_labels(args.labels, onnx_model.num_classes, getattr(onnx_model, "labels", None)),
+        runs=build_runs(args, onnx_model, module, identities), target=args.target, metrics=metrics,
+        metric_step=args.metric_step, seed=args.seed, device=device, batch_size=args.batch_size,
+        parity_tol=args.parity_tol, force=args.force, settings=run_settings(args, device, "method default"),
+        model_info=_model_info(args, onnx_model, preprocess),
         command="onnxplain " + " ".join(shlex.quote(a) for a in getattr(args, "argv", ["compare"])),
-        command_name="compare",
     )
-    make_output_dir(out)
-    identity = file_digest(Path(onnx_model.source)) if Path(getattr(onnx_model, "source", "")).is_file() else args.onnx
-    doc = run_job(job, out, con, force=args.force, identity=identity)
-    con.emit_json(doc)
-    return doc
+    return run_job(job, out, con)
+
+
+def _torch_identity(args: argparse.Namespace) -> dict[str, Any]:
+    weights = file_digest(args.weights) if args.weights is not None and Path(args.weights).is_file() else None
+    return {"torch": args.torch_spec, "weights": weights, "torch_mean": args.torch_mean, "torch_std": args.torch_std}
+
+
+def run_settings(args: argparse.Namespace, device: str, default_budget: str) -> dict[str, Any]:
+    """The run's settings as the report and results.json show them."""
+    return {
+        "seed": args.seed,
+        "queries per black-box map": args.queries if args.queries is not None else default_budget,
+        "steps per white-box map": args.steps if args.steps is not None else default_budget,
+        "baseline": baseline_text(args.baseline),
+        "device": device,
+        "batch size": args.batch_size if args.batch_size is not None else "auto",
+    }
+
+
+def _model_info(args: argparse.Namespace, onnx_model: Any, preprocess: Any) -> dict[str, Any]:
+    return {
+        "ONNX model": args.onnx,
+        "torch model": args.torch_spec + (f" + {args.weights}" if args.weights else ""),
+        "input shape": tuple(onnx_model.input_shape),
+        "classes": int(onnx_model.num_classes),
+        "ONNX device": str(getattr(onnx_model, "device", "cpu")),
+        "ONNX preprocessing": f"mean {preprocess.mean}, std {preprocess.std}" if preprocess else "none",
+    }
+
+
+def run_job(job: Any, out: Path, con: Console) -> dict[str, Any]:
+    """Parity (printed first), then the pipeline; prints the summary and agreement tables."""
+    from onnxplain.pipeline.compare import compare_parity, run_compare
+
+    parity = compare_parity(job)
+    if parity is not None:
+        con.say(
+            f"model parity: max |Δp| = {parity['max |Δ probability|']:.3g}, top-1 agreement "
+            f"{parity['top-1 agreement (explicands)']:.0%} on the images, "
+            f"{parity['top-1 agreement (uniform noise)']:.0%} on noise — " + ("OK" if parity["ok"] else "MISMATCH")
+        )
+        if not parity["ok"]:
+            con.note(
+                "onnxplain: warning: the ONNX and torch models disagree; white-box maps explain a different "
+                "function (check --mean/--std and --torch-mean/--torch-std)."
+            )
+    result = run_compare(job, out, parity=parity, progress=con.progress())
+    _print(con, job, result, out)
+    con.emit_json(result.document)
+    return result.document
+
+
+def _print(con: Console, job: Any, result: Any, out: Path) -> None:
+    from onnxplain.pipeline.evaluate import agreement_headers, agreement_rows
+
+    con.say(f"evaluated {len(result.summary)} method(s) × {len(job.batch)} image(s) with "
+            f"{', '.join(job.metrics)} (step {result.step} px)")
+    headers = ["method", "kind", *job.metrics, "queries", "backward", "seconds"]
+    rows = [
+        (m, s["kind"], *(s[name] for name in job.metrics), s["n_queries"], s["n_backward"], s["seconds"])
+        for m, s in result.summary.items()
+    ]
+    con.say(format_table(headers, rows))
+    if result.agreement:
+        kinds = {run.name: run.kind for run in job.runs}
+        con.say("agreement between methods (mean over images; rho = Spearman):")
+        con.say(format_table(["method", "vs", *agreement_headers(result.agreement)],
+                             agreement_rows(list(kinds), kinds, result.agreement)))
+    if result.reused:
+        con.say(f"{result.reused} map(s) were reused from an earlier run with the same settings (use --force to redo).")
+    con.say(f"report: {out / 'report.html'}")

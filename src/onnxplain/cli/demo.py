@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from onnxplain.cli._common import Console, add_common, check_output_dir, make_output_dir, positive_int
+from onnxplain.cli._common import Console, add_common, check_output_dir, positive_int
 
 # Per-method constructor arguments of the demo. Black-box budgets are the GEEX paper's MNIST scale
 # (n* = 2000 is enough for a 28×28 digit); the three iterative white-box methods run at half their
@@ -59,17 +59,17 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from onnxplain.cli._common import method_list
-    from onnxplain.cli._pipeline import Job, metric_function, run_job
-    from onnxplain.cli.compare import build_methods, torch_device
+    from onnxplain.cli._common import baseline_spec, file_digest, method_list
+    from onnxplain.cli.compare import build_runs, run_job, run_settings, torch_device
     from onnxplain.demo import LABELS, demo_onnx_path, load_demo_digits, load_demo_model, load_demo_torch
     from onnxplain.errors import InvalidInputError
+    from onnxplain.pipeline.compare import CompareJob
+    from onnxplain.registry import get_metric
 
     con = Console(args)
     out = check_output_dir(args.out)
-    metrics = method_list([args.metrics])
-    for name in metrics:
-        metric_function(name)
+    metrics = [get_metric(name).name for name in method_list([args.metrics])]
+    args.baseline = baseline_spec(args.baseline)
     device = torch_device(args.device)
     x, y = load_demo_digits()
     if args.images > len(x):
@@ -79,30 +79,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         device=args.device, batch_size=args.batch_size if args.batch_size is not None else "auto"
     )
     module = load_demo_torch()
-    args.device = device
-    blackbox, whitebox = build_methods(args, DEMO_BUDGETS)
-    job = Job(
-        onnx_model=onnx_model,
-        torch_module=module,
-        batch=x,
-        names=[f"digit{i}" for i in range(len(x))],
+    identities = {"onnx": {"model": file_digest(demo_onnx_path())}, "torch": {"torch": "demo"}}
+    job = CompareJob(
+        onnx_model=onnx_model, torch_module=module, batch=x, names=[f"digit{i}" for i in range(len(x))],
         sources=[f"shipped MNIST test digit #{i} (label {int(y[i])})" for i in range(len(x))],
-        labels=list(LABELS),
-        true_labels=[LABELS[int(v)] for v in y],
-        blackbox=blackbox,
-        whitebox=whitebox,
-        metrics=metrics,
-        metric_step=args.metric_step,
-        seed=args.seed,
-        device=device,
-        settings={
-            "seed": args.seed,
-            "digits": len(x),
-            "queries per black-box map": args.queries if args.queries is not None else "demo budget (see methods)",
-            "steps per white-box map": args.steps if args.steps is not None else "demo budget (see methods)",
-            "device": device,
-            "batch size": args.batch_size if args.batch_size is not None else "auto",
-        },
+        labels=list(LABELS), true_labels=[LABELS[int(v)] for v in y],
+        runs=build_runs(args, onnx_model, module, identities, DEMO_BUDGETS), metrics=metrics,
+        metric_step=args.metric_step, seed=args.seed, device=device, batch_size=args.batch_size, force=args.force,
+        settings={"digits": len(x), **run_settings(args, device, "demo budget (see methods)")},
         model_info={
             "ONNX model": str(demo_onnx_path()),
             "torch model": "onnxplain.demo.load_demo_torch() (same weights, normalisation inside)",
@@ -114,7 +98,4 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         command="onnxplain " + " ".join(shlex.quote(a) for a in getattr(args, "argv", ["demo"])),
         command_name="demo",
     )
-    make_output_dir(out)
-    doc = run_job(job, out, con, force=args.force, identity="demo:" + str(demo_onnx_path()))
-    con.emit_json(doc)
-    return doc
+    return run_job(job, out, con)

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from onnxplain._io import to_jsonable
 from onnxplain.cli._common import (
     Console,
@@ -18,8 +16,6 @@ from onnxplain.cli._common import (
     method_list,
     normalize_from,
     positive_int,
-    read_json,
-    write_json,
 )
 from onnxplain.cli._models import open_query_model
 from onnxplain.errors import InvalidInputError
@@ -53,80 +49,26 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _entries(directory: Path) -> list[dict[str, Any]]:
-    """``[{image, method, target, npy}]`` from an explain (or compare) results.json."""
-    if not directory.is_dir():
-        raise InvalidInputError(f"attributions directory {str(directory)!r} does not exist or is not a directory.")
-    doc = read_json(directory / "results.json")
-    if not isinstance(doc, dict):
-        raise InvalidInputError(f"{str(directory)!r} has no readable results.json (write it with 'onnxplain explain').")
-    entries = []
-    if doc.get("command") == "explain":
-        for rec in doc.get("results", []):
-            entries.append({"image": rec["image"], "method": rec["method"], "target": int(rec["target"]),
-                            "npy": directory / rec["files"]["npy"]})
-    elif "images" in doc:
-        for im in doc["images"]:
-            for mp in im.get("maps", []):
-                entries.append({"image": im["source"], "method": mp["method"], "target": int(im["target"]),
-                                "npy": directory / mp["file"]})
-    if not entries:
-        raise InvalidInputError(f"results.json in {str(directory)!r} lists no maps.")
-    return entries
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from onnxplain.checks import check_targets
-    from onnxplain.cli._pipeline import default_step, metric_function
-    from onnxplain.images import load_image
+    from onnxplain.pipeline.cache import write_json
+    from onnxplain.pipeline.evaluate import evaluate_saved
+    from onnxplain.registry import get_metric
 
     con = Console(args)
-    metrics = method_list([args.metrics])
-    fns = {name: metric_function(name) for name in metrics}
-    entries = _entries(args.attributions)
+    metrics = [get_metric(name) for name in method_list([args.metrics])]
     out_path = args.out or args.attributions / "evaluation.json"
     check_output_dir(out_path.parent)
     if out_path.is_dir():
         raise InvalidInputError(f"output {str(out_path)!r} is a directory; give a file name.")
-    model = open_query_model(
-        args.model, device=args.device, batch_size=args.batch_size,
-        preprocess=normalize_from(args.mean, args.std), layout=args.layout,
-    )
-    by_method: dict[str, list[dict[str, Any]]] = {}
-    for e in entries:
-        if not Path(e["image"]).is_file():
-            raise InvalidInputError(f"image {e['image']!r} listed in results.json does not exist any more.")
-        if not e["npy"].is_file():
-            raise InvalidInputError(f"map {str(e['npy'])!r} listed in results.json does not exist.")
-        by_method.setdefault(e["method"], []).append(e)
-    from onnxplain.cli._pipeline import _call_metric
-
-    doc_methods: dict[str, Any] = {}
-    rows = []
-    step = None
-    for method, items in by_method.items():
-        x = np.stack([load_image(e["image"], model.input_shape) for e in items])
-        try:
-            a = np.stack([np.load(e["npy"], allow_pickle=False) for e in items]).astype(np.float32)
-        except ValueError as exc:
-            raise InvalidInputError(f"the saved {method} maps have different shapes ({exc}).") from None
-        if a.shape != x.shape:
-            raise InvalidInputError(f"the saved {method} maps have shape {a.shape[1:]}; the model takes {x.shape[1:]}.")
-        targets = check_targets([e["target"] for e in items], len(items), model.num_classes)
-        step = args.metric_step or default_step(*x.shape[2:])
-        results = {name: _call_metric(fn, model, x, a, targets, step=step, seed=args.seed) for name, fn in fns.items()}
-        doc_methods[method] = {
-            "images": [e["image"] for e in items],
-            "metrics": {name: r.to_dict() for name, r in results.items()},
-        }
-        for r in doc_methods[method]["metrics"].values():
-            r["params"].pop("targets", None)
-        rows.append((method, len(items), *(float(results[n].score) for n in metrics)))
-    doc = {"schema": 1, "command": "evaluate", "model": args.model, "attributions": str(args.attributions),
-           "metric_step": step, "methods": doc_methods}
+    model = open_query_model(args.model, args, normalize_from(args.mean, args.std))
+    doc = evaluate_saved(model, args.attributions, [m.name for m in metrics], step=args.metric_step,
+                         seed=args.seed, batch_size=args.batch_size, source=args.model)
     write_json(out_path, doc)
-    arrows = [f"{n} {'↑' if fns and by_method and doc_methods[next(iter(doc_methods))]['metrics'][n]['higher_is_better'] else '↓'}"
-              for n in metrics]
+    rows = [
+        (method, len(d["images"]), *(float(d["metrics"][m.name]["score"]) for m in metrics))
+        for method, d in doc["methods"].items()
+    ]
+    arrows = [f"{m.name} {'↑' if m.higher_is_better else '↓'}" for m in metrics]
     con.say(format_table(["method", "images", *arrows], rows))
     con.say(f"wrote {out_path}")
     con.emit_json(to_jsonable(doc))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxplain.checks import check_targets
 from onnxplain.distributed.specs import (
     MethodSpec,
     ModelSpec,
@@ -26,7 +27,7 @@ from onnxplain.distributed.store import ResultStore, check_id
 from onnxplain.errors import InvalidInputError
 from onnxplain.explanation import Explanation
 
-__all__ = ["DatasetResult", "explain_dataset"]
+__all__ = ["DatasetResult", "explain_dataset", "run_config"]
 
 Images = Any  # np.ndarray (N,C,H,W) | Sequence[path | array] | Mapping[id, path | array] | ray.data.Dataset
 
@@ -128,6 +129,7 @@ def _normalise_rows(images: Images, ids: Sequence[Any] | None, targets: Any) -> 
 
 
 def _targets(targets: Any, ids: list[str]) -> list[int]:
+    """One target per id, ``-1`` for None (the model's top class); indices checked by ``check_targets``."""
     if targets is None:
         return [-1] * len(ids)
     if isinstance(targets, Mapping):
@@ -138,15 +140,20 @@ def _targets(targets: Any, ids: list[str]) -> list[int]:
         values = list(targets)
         if len(values) != len(ids):
             raise InvalidInputError(f"{len(values)} targets were given for {len(ids)} images.")
-    out = []
-    for v in values:
-        if v is None:
-            out.append(-1)
-        elif isinstance(v, (int, np.integer)) and v >= 0:
-            out.append(int(v))
-        else:
-            raise InvalidInputError(f"targets must be non-negative class indices or None, got {v!r}.")
+    given = [k for k, v in enumerate(values) if v is not None]
+    try:
+        checked = check_targets([values[k] for k in given], len(given)) if given else []
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"targets must be non-negative class indices or None; {exc}") from None
+    out = [-1] * len(ids)
+    for k, t in zip(given, checked, strict=True):
+        out[k] = int(t)
     return out
+
+
+def run_config(model: ModelSpec, method: MethodSpec, seed: int) -> dict[str, Any]:
+    """What a run directory records in ``run.json``: results of another configuration are not resumed."""
+    return {"model": model.identity(), "method": method.identity(), "seed": int(seed)}
 
 
 def explain_dataset(
@@ -199,7 +206,7 @@ def explain_dataset(
     if callable(check):
         check()
     store = ResultStore(out)
-    store.prepare({"model": model.identity(), "method": method.identity(), "seed": int(seed)}, resume=resume)
+    store.prepare(run_config(model, method, seed), resume=resume)
     run_id = uuid.uuid4().hex[:12]
     threads = max(1, int(cpus_per_worker))
     t0 = time.perf_counter()

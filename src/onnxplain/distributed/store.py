@@ -7,9 +7,13 @@ Layout of ``out/``::
     rows/<id>.json    the image's row, written atomically *after* its .npz: the commit marker
     results.jsonl     every row of the last run's images, sorted by id (rebuilt at the end of a run)
 
-An image is *finished* when its row exists with ``"status": "ok"``. A run killed at any instant
-leaves only finished images and at most some orphaned temporary files; a resumed run skips the
-finished ones and retries the rest (images whose row records an error are retried too).
+An image is *finished* when its row exists with ``"status": "ok"``, was made with this run's
+configuration (its ``settings_key``) and its ``.npz`` exists: the rule of the package's one result
+cache, :class:`~onnxplain.pipeline.cache.ResultCache`, with one row file per image
+(:class:`~onnxplain.pipeline.cache.RowIndex`) so that Ray actors never share a file. A run killed
+at any instant leaves only finished images and at most some orphaned temporary files; a resumed
+run skips the finished ones and retries the rest (images whose row records an error are retried
+too).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from onnxplain._io import atomic_write
 from onnxplain.errors import InvalidInputError
+from onnxplain.pipeline.cache import ResultCache, RowIndex, read_json, settings_key
 
 __all__ = ["ResultStore", "check_id"]
 
@@ -53,25 +58,37 @@ class ResultStore:
         self.root = Path(out)
         self.maps = self.root / "maps"
         self.rows = self.root / "rows"
+        self.index = RowIndex(self.rows, _file_stem)
+        self.cache = ResultCache(self.root, self.index)
 
     def map_path(self, image_id: str) -> Path:
         return self.maps / f"{_file_stem(image_id)}.npz"
 
     def row_path(self, image_id: str) -> Path:
-        return self.rows / f"{_file_stem(image_id)}.json"
+        return self.index.path(image_id)
+
+    @property
+    def key(self) -> str | None:
+        """The settings key of the run configuration in ``run.json`` (None before :meth:`prepare`)."""
+        config = read_json(self.root / "run.json")
+        return settings_key(config) if isinstance(config, dict) else None
+
+    @staticmethod
+    def _normalised(config: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps({"format": _FORMAT, **config}, default=str))
+
+    def holds(self, config: dict[str, Any]) -> bool:
+        """Whether ``run.json`` records ``config`` (a resumed run with it is accepted)."""
+        return read_json(self.root / "run.json") == self._normalised(config)
 
     def prepare(self, config: dict[str, Any], *, resume: bool) -> None:
         """Create the directory; with ``resume``, refuse one holding a different configuration."""
         self.maps.mkdir(parents=True, exist_ok=True)
         self.rows.mkdir(parents=True, exist_ok=True)
-        config = json.loads(json.dumps({"format": _FORMAT, **config}, default=str))
+        config = self._normalised(config)
         run_file = self.root / "run.json"
         if resume and run_file.exists():
-            try:
-                previous = json.loads(run_file.read_text())
-            except ValueError:
-                previous = None
-            if previous != config:
+            if read_json(run_file) != config:
                 raise InvalidInputError(
                     f"{self.root} holds results of a different model, method, params or seed; "
                     "choose another output directory or pass resume=False to overwrite."
@@ -81,14 +98,10 @@ class ResultStore:
             json.dump(config, handle, indent=2, sort_keys=True)
 
     def read_row(self, image_id: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.row_path(image_id).read_text())
-        except (OSError, ValueError):
-            return None
+        return self.index.get(image_id, None)
 
     def is_finished(self, image_id: str) -> bool:
-        row = self.read_row(image_id)
-        return row is not None and row.get("status") == "ok" and self.map_path(image_id).is_file()
+        return self.cache.lookup(image_id, None, self.key) is not None
 
     def finished(self, ids: Iterable[str]) -> set[str]:
         """The ids among ``ids`` with a finished result (one directory listing, then a row read each)."""
@@ -96,11 +109,16 @@ class ResultStore:
             present = {p.name for p in self.rows.iterdir()}
         except FileNotFoundError:
             return set()
-        return {i for i in ids if f"{_file_stem(i)}.json" in present and self.is_finished(i)}
+        key = self.key
+        return {
+            i for i in ids if f"{_file_stem(i)}.json" in present and self.cache.lookup(i, None, key) is not None
+        }
 
     def write_row(self, row: dict[str, Any]) -> None:
-        with atomic_write(self.row_path(row["id"]), "w") as handle:
-            json.dump(row, handle, sort_keys=True)
+        """Commit an image's row (after its npz): a finished row names its file and the run's settings key."""
+        if row.get("status") == "ok" and "file" in row:
+            row = {**row, "files": {"npz": row["file"]}, "settings_key": self.key}
+        self.cache.commit(row)
 
     def gather(self, ids: Iterable[str]) -> list[dict[str, Any]]:
         """Rows of ``ids`` (missing ones skipped), sorted by id, also written to ``results.jsonl``."""

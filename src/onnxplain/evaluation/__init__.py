@@ -9,7 +9,7 @@ Two deletion protocols exist and are never mixed: the GEEX paper's normalised AO
 :func:`deletion_auc`, ``mode="pixel"`` or ``"dimension"``).
 """
 
-from onnxplain.evaluation.agreement import agreement
+from onnxplain.evaluation.agreement import agreement, agreement_scales
 from onnxplain.evaluation.aopc import aopc_deletion
 from onnxplain.evaluation.completeness import completeness_gap
 from onnxplain.evaluation.curves import deletion_auc, insertion_auc
@@ -22,6 +22,7 @@ __all__ = [
     "MetricResult",
     "RandomisationCheck",
     "agreement",
+    "agreement_scales",
     "aopc_deletion",
     "completeness_gap",
     "deletion_auc",

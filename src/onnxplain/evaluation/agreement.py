@@ -11,6 +11,12 @@ the AOPC ranks on), one value per explicand, averaged over the batch:
 
 A measure that is undefined for an explicand (a constant map for Spearman, a zero map for the
 cosine) is NaN for that explicand and left out of the mean.
+
+Scales (``pool``, :func:`agreement_scales`): at 224×224 the pixel-level ranks of two good maps
+barely correlate (the maps agree on regions, not on single pixels, and their noise is
+independent), so agreement is also measured on maps average-pooled to 28×28 and 14×14 cells.
+Pooling applies only along an axis longer than the cell count; a map of at most that size is
+compared as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ from onnxplain.evaluation.result import MetricResult
 from onnxplain.explanation import Explanation, Reduce
 
 DEFAULT_FRACTIONS = (0.01, 0.05, 0.10)
+DEFAULT_SCALES: tuple[int | None, ...] = (None, 28, 14)
+"""Pixels, then maps pooled to 28×28 and 14×14 cells."""
+SCALE_MEASURES = ("spearman", "top10%")
 
 
 def reduce_maps(m: Any, reduce: Reduce = "mean") -> np.ndarray:
@@ -51,6 +60,41 @@ def reduce_maps(m: Any, reduce: Reduce = "mean") -> np.ndarray:
     if reduce == "abs":
         return np.abs(a).mean(axis=1)
     raise InvalidInputError(f"reduce must be 'mean', 'sum' or 'abs', not {reduce!r}.")
+
+
+def _area_weights(n: int, cells: int) -> np.ndarray:
+    """(cells, n) averaging matrix: row i is the mean over [i·n/cells, (i+1)·n/cells).
+
+    A pixel cut by a cell border counts in each cell by the fraction it covers, so every row sums
+    to 1 and, when ``cells`` divides ``n``, row i is the plain mean of its n/cells pixels.
+    """
+    edges = np.arange(cells + 1) * (n / cells)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    pixels = np.arange(n)[None, :]
+    overlap = np.clip(np.minimum(hi, pixels + 1) - np.maximum(lo, pixels), 0.0, None)
+    return overlap / (n / cells)
+
+
+def pool_maps(maps: np.ndarray, cells: int) -> np.ndarray:
+    """(B,H,W) maps average-pooled to at most ``cells`` × ``cells`` (axes ≤ ``cells`` are kept).
+
+    Exact area averaging (:func:`_area_weights`) along each longer axis: for a 224×224 map and
+    28 cells, each value is the mean of an 8×8 block.
+    """
+    if not isinstance(cells, (int, np.integer)) or cells < 1:
+        raise InvalidInputError(f"the pooled size must be a positive integer, got {cells!r}.")
+    out = np.asarray(maps, dtype=np.float64)
+    _, h, w = out.shape
+    if h > cells:
+        out = np.einsum("ih,bhw->biw", _area_weights(h, int(cells)), out)
+    if w > cells:
+        out = np.einsum("jw,biw->bij", _area_weights(w, int(cells)), out)
+    return out
+
+
+def scale_label(cells: int | None) -> str:
+    """``"pixels"`` or ``"28×28"``."""
+    return "pixels" if cells is None else f"{cells}×{cells}"
 
 
 def _row_corr(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -85,6 +129,7 @@ def agreement(
     reduce: Reduce = "mean",
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS,
     topk_by: Literal["signed", "abs"] = "signed",
+    pool: int | None = None,
 ) -> dict[str, MetricResult]:
     """Spearman, top-k intersections and cosine between maps ``a`` and ``b`` (all higher is better).
 
@@ -94,6 +139,8 @@ def agreement(
         reduce: channel reduction applied to both (signed ``"mean"`` by default).
         fractions: shares of the H·W pixels for the top-k intersections.
         topk_by: rank the top-k by the signed value (default) or by magnitude.
+        pool: compare the maps average-pooled to ``pool`` × ``pool`` cells (:func:`pool_maps`);
+            None compares pixels.
 
     Returns:
         ``{"spearman": ..., "top1%": ..., "top5%": ..., "top10%": ..., "cosine": ...}``.
@@ -112,6 +159,8 @@ def agreement(
         raise InvalidInputError(f"topk_by must be 'signed' or 'abs', not {topk_by!r}.")
     if not fractions or not all(0 < f <= 1 for f in fractions):
         raise InvalidInputError(f"fractions must be in (0, 1], got {fractions}.")
+    if pool is not None:
+        ma, mb = pool_maps(ma, pool), pool_maps(mb, pool)
     u = ma.reshape(len(ma), -1)
     v = mb.reshape(len(mb), -1)
     n_pixels = u.shape[1]
@@ -129,8 +178,37 @@ def agreement(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             score = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-        params: dict[str, Any] = {"reduce": reduce, "n_images": len(u), "n_undefined": int(np.isnan(values).sum())}
+        params: dict[str, Any] = {
+            "reduce": reduce,
+            "scale": scale_label(pool),
+            "compared_shape": tuple(ma.shape[1:]),
+            "n_images": len(u),
+            "n_undefined": int(np.isnan(values).sum()),
+        }
         if name in ks:
             params.update(k=ks[name], topk_by=topk_by)
         out[name] = MetricResult(name=name, score=score, higher_is_better=True, per_image=values, params=params)
+    return out
+
+
+def agreement_scales(
+    a: Any,
+    b: Any,
+    *,
+    scales: tuple[int | None, ...] = DEFAULT_SCALES,
+    measures: tuple[str, ...] = SCALE_MEASURES,
+    reduce: Reduce = "mean",
+) -> dict[str, dict[str, MetricResult]]:
+    """``{scale label: {measure: MetricResult}}``: :func:`agreement` at pixels and pooled sizes.
+
+    Default: Spearman and top-10 % intersection at pixels, 28×28 and 14×14
+    (``{"pixels": {...}, "28×28": {...}, "14×14": {...}}``).
+    """
+    out: dict[str, dict[str, MetricResult]] = {}
+    for cells in scales:
+        res = agreement(a, b, reduce=reduce, pool=cells)
+        unknown = [m for m in measures if m not in res]
+        if unknown:
+            raise InvalidInputError(f"unknown agreement measure(s) {unknown}; choose from {', '.join(res)}.")
+        out[scale_label(cells)] = {m: res[m] for m in measures}
     return out

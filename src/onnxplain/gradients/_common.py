@@ -380,6 +380,8 @@ class GradientMethod:
     sets), or None for a single-gradient method."""
     seeded: ClassVar[bool] = False
     """Whether the method draws random numbers (and takes a ``seed``)."""
+    uses_baseline: ClassVar[bool] = False
+    """Whether the method takes a ``baseline`` x̂ (parsed by :class:`~onnxplain.baselines.Baseline`)."""
     bounds: tuple[float, float] | None = None
     needs_scores: bool = True
     """False for methods that read f(x) off their own passes: given an explicit target they skip

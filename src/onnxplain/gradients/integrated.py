@@ -96,6 +96,7 @@ class IntegratedGradients(GradientMethod):
 
     name = "ig"
     budget_param = "steps"
+    uses_baseline = True
     needs_scores = False
 
     def __init__(

@@ -9,11 +9,13 @@ from onnxplain.report.colormaps import DIVERGING, SEQUENTIAL, Colormap
 from onnxplain.report.curves import Series, line_plot_svg
 from onnxplain.report.data import ImageResult, MapResult, MetricInfo, ReportData
 from onnxplain.report.heatmap import (
+    centred_map,
     colorbar,
     data_uri,
     encode_png,
     heatmap,
     image_rgb,
+    map_picture,
     overlay,
     overlay_png,
     robust_scale,
@@ -31,12 +33,14 @@ __all__ = [
     "MetricInfo",
     "ReportData",
     "Series",
+    "centred_map",
     "colorbar",
     "data_uri",
     "encode_png",
     "heatmap",
     "image_rgb",
     "line_plot_svg",
+    "map_picture",
     "overlay",
     "overlay_png",
     "render_html",

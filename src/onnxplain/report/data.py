@@ -52,11 +52,25 @@ class ImageResult:
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
     agreement_methods: list[str] = field(default_factory=list)
     agreement: np.ndarray | None = None  # (M, M), e.g. Spearman rank correlation
+    # several agreement tables: title (measure and scale, e.g. "Spearman, 14×14") -> (M, M);
+    # when given they are shown instead of ``agreement``
+    agreements: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def agreement_tables(self, default_name: str) -> dict[str, np.ndarray]:
+        """Every agreement matrix of this image by title."""
+        if self.agreements:
+            return dict(self.agreements)
+        return {} if self.agreement is None else {default_name: self.agreement}
 
 
 @dataclass
 class ReportData:
-    """Everything on the page; ``settings``/``parity``/``model`` are shown as key–value tables."""
+    """Everything on the page; ``settings``/``parity``/``model`` are shown as key–value tables.
+
+    ``summary`` holds each method's score per metric over all images, aggregated by the metric
+    itself (e.g. AOPC's ratio of mean curves): the report shows these numbers as given, so its
+    summary table and ``results.json`` cannot disagree.
+    """
 
     title: str
     images: list[ImageResult]
@@ -65,6 +79,7 @@ class ReportData:
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] | None = None
+    summary: dict[str, dict[str, float]] = field(default_factory=dict)
     agreement_name: str = "Spearman rank correlation"
     command: str = ""
     notes: list[str] = field(default_factory=list)

@@ -4,6 +4,12 @@ A signed map ``s`` is shown through the diverging colormap as ``cmap(s / scale)`
 scale, so white always means 0 and equal colours mean equal values wherever one scale is shared
 (several methods on one row of the report). The scale is a high percentile of ``|s|`` rather than
 the maximum, so that one extreme pixel does not wash out the rest; values beyond it saturate.
+
+:func:`map_picture` is the one rendering of a method's map: the PNG overlays of ``onnxplain
+explain`` and the pictures of the HTML report both come from it, so a map looks the same
+everywhere. A map that is all-positive by construction (RISE's expected score, declared in
+:data:`onnxplain.registry.UNSIGNED_MAPS`) is shown minus its mean: otherwise it would be uniformly
+red, its offset f(x) drowning the modulation that carries the explanation.
 """
 
 from __future__ import annotations
@@ -140,3 +146,35 @@ def overlay_png(image: np.ndarray, saliency: np.ndarray, scale: float | None = N
     """The overlay of one map on its explicand, enlarged for display, as PNG bytes."""
     rgb = overlay(image, saliency, scale)
     return encode_png(upscale(rgb, display_factor(*rgb.shape[:2])))
+
+
+def centred_map(saliency: np.ndarray, *, signed: bool = True) -> tuple[np.ndarray, float, str]:
+    """What the picture of a map shows: ``(map, its own ±scale, caption note)``.
+
+    A signed map is shown as it is; an unsigned one (``signed=False``) minus its mean over the
+    finite pixels (the ranking, and so every metric, is unchanged). The scale is
+    :func:`robust_scale` of what is shown (the 99.5th percentile of its magnitude): each map has
+    its own, because methods differ in units (GEEX and IG split f(x) − f(x̂) over the pixels,
+    LIME paints a coefficient per segment, SmoothGrad is a gradient).
+    """
+    shown = np.asarray(saliency, dtype=np.float64)
+    note = ""
+    if not signed:
+        finite = np.isfinite(shown)
+        offset = float(np.mean(shown[finite])) if finite.any() else 0.0
+        shown = shown - offset
+        note = f"shown minus its mean {offset:.3g}; "
+    scale = robust_scale([shown])
+    return shown, scale, f"{note}scale ±{scale:.3g}"
+
+
+def map_picture(
+    image: np.ndarray, saliency: np.ndarray, method: str, *, side: int = DISPLAY_SIDE
+) -> tuple[np.ndarray, str]:
+    """The picture of ``method``'s (H,W) map over its explicand: RGB uint8 enlarged to about
+    ``side`` pixels, and its caption note (scale, offset). Used by the CLI and the report alike."""
+    from onnxplain.registry import is_signed
+
+    shown, scale, note = centred_map(saliency, signed=is_signed(method))
+    rgb = overlay(image, shown, scale)
+    return upscale(rgb, display_factor(*rgb.shape[:2], side=side)), note

@@ -14,23 +14,25 @@ import datetime as _dt
 import html
 import math
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from onnxplain._io import atomic_write
+from onnxplain.registry import is_signed
 from onnxplain.report.colormaps import DIVERGING, text_color_on
 from onnxplain.report.curves import Series, line_plot_svg
 from onnxplain.report.data import ImageResult, MapResult, MetricInfo, ReportData
 from onnxplain.report.heatmap import (
+    centred_map,
     colorbar,
     data_uri,
     display_factor,
     encode_png,
     image_rgb,
-    overlay,
-    robust_scale,
+    map_picture,
     upscale,
 )
 
@@ -115,28 +117,10 @@ def _short(name: str) -> str:
     return SHORT_NAMES.get(name, name)
 
 
-# Maps that are an expected score rather than a contribution (RISE: E[f | pixel kept], close to
-# f(x) everywhere): shown minus their mean, so the picture shows the modulation, not the offset.
-# The ranking, and so every metric, is unchanged.
-OFFSET_METHODS = frozenset({"rise"})
-
-
 def display_map(method: str, saliency: np.ndarray) -> tuple[np.ndarray, float, str]:
-    """What a map's picture shows: ``(map, its own ±scale, caption note)``.
-
-    Every row shares one *relative* colour scale: each map is divided by its own robust scale
-    (the 99.5th percentile of |attribution|, stated in its caption). Methods differ in units
-    (GEEX and IG split f(x) − f(x̂) over the pixels, LIME paints a coefficient per segment,
-    SmoothGrad is a gradient), so one absolute scale would saturate some maps and blank others.
-    """
-    shown = np.asarray(saliency, dtype=np.float64)
-    note = ""
-    if method in OFFSET_METHODS:
-        offset = float(np.mean(shown[np.isfinite(shown)])) if np.isfinite(shown).any() else 0.0
-        shown = shown - offset
-        note = f"shown minus its mean {offset:.3g}; "
-    scale = robust_scale([shown])
-    return shown, scale, f"{note}scale ±{scale:.3g}"
+    """What ``method``'s map picture shows: ``(map, its own ±scale, caption note)``
+    (:func:`~onnxplain.report.heatmap.centred_map` with the method's declared sign)."""
+    return centred_map(saliency, signed=is_signed(method))
 
 
 def _arrow(info: MetricInfo) -> str:
@@ -144,31 +128,24 @@ def _arrow(info: MetricInfo) -> str:
 
 
 def _summary(data: ReportData) -> str:
-    """Mean of every metric per method over the images, with cost totals."""
+    """Each method's score per metric (``data.summary``, aggregated by the metric), with cost totals."""
     methods: dict[str, list[MapResult]] = {}
     for image in data.images:
         for mr in image.maps:
             methods.setdefault(mr.method, []).append(mr)
     if not methods:
         return ""
-    means = {
-        method: {
-            m.name: float(np.mean([r.metrics[m.name] for r in runs if m.name in r.metrics]))
-            for m in data.metrics
-            if any(m.name in r.metrics for r in runs)
-        }
-        for method, runs in methods.items()
-    }
+    scores = {method: data.summary.get(method, {}) for method in methods}
     best = {}
     for m in data.metrics:
-        vals = [(v[m.name], k) for k, v in means.items() if m.name in v and np.isfinite(v[m.name])]
+        vals = [(v[m.name], k) for k, v in scores.items() if m.name in v and np.isfinite(v[m.name])]
         if vals:
             best[m.name] = (max if m.higher_is_better else min)(vals)[1]
     head = "".join(f"<th>{_esc(m.name)} {_arrow(m)}</th>" for m in data.metrics)
     rows = []
     for method, runs in methods.items():
         cells = "".join(
-            f"<td class='num{' best' if best.get(m.name) == method else ''}'>{_fmt(means[method].get(m.name))}</td>"
+            f"<td class='num{' best' if best.get(m.name) == method else ''}'>{_fmt(scores[method].get(m.name))}</td>"
             for m in data.metrics
         )
         queries = sum(r.n_queries for r in runs)
@@ -186,9 +163,11 @@ def _summary(data: ReportData) -> str:
     )
     return (
         f"<h2>Summary over {len(data.images)} image(s)</h2>"
-        f"<table><tr><th>method</th><th>kind</th>{head}<th>queries</th><th>backward passes</th><th>seconds</th></tr>"
+        f"<table class='summary'><tr><th>method</th><th>kind</th>{head}<th>queries</th><th>backward passes</th>"
+        "<th>seconds</th></tr>"
         + "".join(rows)
-        + f"</table><ul class='small'>{legend}</ul><p class='small muted'>Bold: best mean per metric.</p>"
+        + f"</table><ul class='small'>{legend}</ul><p class='small muted'>Scores over all images, aggregated "
+        "by each metric as in results.json. Bold: best per metric.</p>"
     )
 
 
@@ -218,9 +197,8 @@ def _colorbar_html() -> str:
 
 
 def _map_figure(image: ImageResult, mr: MapResult, metrics: Sequence[MetricInfo], best: dict[str, str]) -> str:
-    shown, scale, note = display_map(mr.method, mr.saliency)
-    rgb = overlay(image.image, shown, scale)
-    png = encode_png(upscale(rgb, display_factor(*rgb.shape[:2], side=196)))
+    picture, note = map_picture(image.image, mr.saliency, mr.method)
+    png = encode_png(picture)
     rows = []
     for m in metrics:
         if m.name in mr.metrics:
@@ -266,7 +244,7 @@ def _agreement_table(methods: Sequence[str], matrix: np.ndarray, name: str) -> s
 
 def _image_section(image: ImageResult, data: ReportData) -> str:
     x = image_rgb(image.image)
-    explicand_png = encode_png(upscale(x, display_factor(*x.shape[:2], side=196)))
+    explicand_png = encode_png(upscale(x, display_factor(*x.shape[:2])))
     top = ", ".join(f"{_esc(label)} {p:.3f}" for label, p in image.top)
     facts = [
         f"<b>prediction</b>: {_esc(image.label)} (class {image.target}, score {image.score:.4g})",
@@ -298,25 +276,33 @@ def _image_section(image: ImageResult, data: ReportData) -> str:
                 line_plot_svg(series, title=curve_name, xlabel="fraction of pixels", ylabel="target score")
             )
         parts.append("</div>")
-    if image.agreement is not None and image.agreement_methods:
-        parts.append(f"<h3>Agreement between methods ({_esc(data.agreement_name)})</h3>")
-        parts.append(_agreement_table(image.agreement_methods, image.agreement, data.agreement_name))
+    if image.agreement_methods:
+        parts.extend(_agreement_tables(image.agreement_methods, image.agreement_tables(data.agreement_name), ""))
     parts.append("</section>")
     return "".join(parts)
 
 
+def _agreement_tables(methods: Sequence[str], tables: dict[str, np.ndarray], suffix: str) -> list[str]:
+    return [
+        f"<h3>Agreement between methods ({_esc(title)}{suffix})</h3>" + _agreement_table(methods, matrix, title)
+        for title, matrix in tables.items()
+    ]
+
+
 def _mean_agreement(data: ReportData) -> str:
-    mats = [im.agreement for im in data.images if im.agreement is not None]
-    if len(mats) < 2:
+    """Every agreement table averaged over the images (NaN-aware), when all images share the methods."""
+    images = [im for im in data.images if im.agreement_tables(data.agreement_name)]
+    if len(images) < 2:
         return ""
-    methods = data.images[0].agreement_methods
-    if any(im.agreement_methods != methods for im in data.images if im.agreement is not None):
+    methods = images[0].agreement_methods
+    if any(im.agreement_methods != methods for im in images):
         return ""
-    mean = np.nanmean(np.stack(mats), axis=0)
-    return (
-        f"<h3>Agreement between methods, mean over images ({_esc(data.agreement_name)})</h3>"
-        + _agreement_table(methods, mean, data.agreement_name)
-    )
+    tables = [im.agreement_tables(data.agreement_name) for im in images]
+    titles = [t for t in tables[0] if all(t in other for other in tables)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN cell stays NaN
+        mean = {t: np.nanmean(np.stack([tab[t] for tab in tables]), axis=0) for t in titles}
+    return "".join(_agreement_tables(methods, mean, ", mean over images"))
 
 
 def render_html(data: ReportData) -> str:
