@@ -67,7 +67,7 @@ def find_root(explicit: Path | None = None) -> Path:
     raise InvalidInputError(f"no benchmarks/ directory in {where}; run from a source checkout or pass --root.")
 
 
-NOT_BENCHMARKS = {"__init__", "__main__", "harness", "conftest"}
+NOT_BENCHMARKS = {"__init__", "__main__", "harness", "conftest", "real_assets"}
 
 
 def list_benchmarks(root: Path) -> list[str]:
