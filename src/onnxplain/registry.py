@@ -15,6 +15,9 @@ BLACKBOX: dict[str, str] = {
     "ge": "onnxplain.blackbox.geex:GE",
     "rise": "onnxplain.blackbox.rise:RISE",
     "lime": "onnxplain.blackbox.lime:LIME",
+    "occlusion": "onnxplain.blackbox.occlusion:Occlusion",
+    "kernelshap": "onnxplain.blackbox.kernelshap:KernelSHAP",
+    "partitionshap": "onnxplain.blackbox.partition:PartitionSHAP",
 }
 WHITEBOX: dict[str, str] = {
     "saliency": "onnxplain.gradients.saliency:Saliency",
