@@ -10,8 +10,12 @@ drawn so that π is already the sampling law (Captum's ``KernelShap``): the size
 p(k) ∝ (M − 1)/(k(M − k)), then a uniform subset of size k; every drawn row then has weight 1.
 
 - ``sampling="captum"``: independent rows; ``"paired"``: rows 2j, 2j+1 are a coalition and its
-  complement (p(k) = p(M − k), so each row keeps the law; Covert & Lee 2021 show the pairs cut
-  the variance).
+  complement (p(k) = p(M − k), so each row keeps the law; Covert & Lee, AISTATS 2021, show the
+  pairs cut the variance). Derived and tested: paired rows give the exact Shapley values of any
+  game whose interactions have order ≤ 2 (flipping z flips s = 2z − 1, so the linear terms fit
+  the game's odd part, linear for such games, and the intercept its even part). shap's
+  ``KernelExplainer`` also enumerates whole coalition sizes when the budget covers them: not
+  done here (the rows stay an i.i.d. stream of pairs).
 - ``efficiency="exact"``: the two infinite weights as constraints, φ₀ = f(x̂) and Σφ = f(x) − f(x̂)
   (shap's ``KernelExplainer``), solved from the Lagrange (KKT) system; ``"captum"``: Captum's
   fit, the rows z = 1 and z = 0 with weight 10⁶ and a free intercept (ordinary weighted least
@@ -52,7 +56,8 @@ def size_distribution(m: int) -> np.ndarray:
 
 def draw_coalitions(rng: np.random.Generator, n: int, m: int, paired: bool) -> np.ndarray:
     """n coalitions z ∈ {0,1}^M (float64 rows): size k ~ p(k), then a uniform size-k subset
-    (the k smallest of M uniforms); ``paired``: row 2j + 1 is the complement of row 2j."""
+    (the k smallest of M uniforms); ``paired``: row 2j + 1 is the complement of row 2j (an odd
+    n ends with an unpaired row; blocks hold 64 rows, so pairs never straddle two blocks)."""
     draws = -(-n // 2) if paired else n
     cdf = np.cumsum(size_distribution(m))
     sizes = 1 + np.minimum(np.searchsorted(cdf, rng.random(draws), side="right"), m - 2)  # (n',)
@@ -230,7 +235,10 @@ class KernelSHAP(BlackBoxExplainer):
         segs = [self.segment(batch[i], i) for i in range(len(batch))]
         for i, (_, m) in enumerate(segs):
             if m < 2:
-                raise InvalidInputError(f"KernelSHAP needs at least 2 segments; explicand {i} has {m}.")
+                raise InvalidInputError(
+                    f"KernelSHAP needs at least 2 segments; explicand {i} has {m} "
+                    f"({self.segmenter.describe(*batch.shape[1:])}; try segmentation='grid')."
+                )
         return segs
 
     def _attribute(self, call: Call) -> Attribution:

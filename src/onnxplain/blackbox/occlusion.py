@@ -100,7 +100,7 @@ class OcclusionQueries:
     def draw(self, k: int, lo: int, hi: int) -> tuple[Any, Any, Any]:
         """Per-axis indicators (n, C), (n, H), (n, W) of windows lo..hi (bool, on the ops' device)."""
         index = np.unravel_index(np.arange(lo, hi), self.plan.counts)
-        return tuple(self.ops.asarray(self.plan.inside(a, index[a]), np.float32) > 0.5 for a in range(3))  # type: ignore[return-value]
+        return tuple(self.ops.asarray(self.plan.inside(a, index[a]), np.bool_) for a in range(3))  # type: ignore[return-value]
 
     def write(self, block: tuple[Any, Any, Any], out: Any) -> None:
         ic, ih, iw = block

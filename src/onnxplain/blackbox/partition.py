@@ -27,7 +27,7 @@ expands up to 32 visits of every explicand at once: the 64 queries of one block 
 only while two queries remain, so at most n_queries are spent (shap spends max_evals + 1 when
 max_evals is odd) and exactly 2 + 2·min(E, ⌊(n_queries − 2)/2⌋), E the number of internal-node
 visits of the full recursion. A visit is stored as (node, context bits, f00, f11, w), never as a
-mask: memory is the tree (≈ 2M nodes) plus ≈ 40 bytes per waiting visit (≤ 1.5 per query), never
+mask: memory is the tree (≈ 2M nodes) plus 48 bytes per waiting visit (≤ 1.5 per query), never
 a mask per visit (shap keeps M booleans per visit).
 """
 
@@ -325,6 +325,7 @@ class PartitionSHAP(BlackBoxExplainer):
         states = [OwenState(tree, call.baseline_scores[i], call.scores[i], evals) for i in range(call.n)]
         x, base = ops.asarray(call.x), ops.asarray(call.baseline)
         per_call = preferred_batch_size(call.model, call.queries_per_call)
+        buffer = ops.empty((call.n * 2 * VISITS_PER_STEP, *tree.shape))  # one step of every explicand
         step = 0
         while True:
             picked = [s.select() for s in states]
@@ -332,7 +333,7 @@ class PartitionSHAP(BlackBoxExplainer):
             if counts.sum() == 0:
                 break
             visits = [s.take(p) for s, p in zip(states, picked, strict=True)]
-            queries = ops.empty((int(counts.sum()), *tree.shape))
+            queries = buffer[: int(counts.sum())]
             offsets = np.concatenate([[0], np.cumsum(counts)])
             for i, v in enumerate(visits):
                 if counts[i]:
