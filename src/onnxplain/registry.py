@@ -27,6 +27,9 @@ BLACKBOX: dict[str, str] = {
     "sobol": "onnxplain.blackbox.sobol:Sobol",
     "hsic": "onnxplain.blackbox.hsic:HSIC",
     "gefa": "onnxplain.blackbox.gefa:GEFA",
+    "occlusion": "onnxplain.blackbox.occlusion:Occlusion",
+    "kernelshap": "onnxplain.blackbox.kernelshap:KernelSHAP",
+    "partitionshap": "onnxplain.blackbox.partition:PartitionSHAP",
 }
 WHITEBOX: dict[str, str] = {
     "saliency": "onnxplain.gradients.saliency:Saliency",
@@ -37,11 +40,6 @@ WHITEBOX: dict[str, str] = {
     "la": "onnxplain.gradients.la:LA",
 }
 METHODS: dict[str, str] = {**BLACKBOX, **WHITEBOX}
-
-UNSIGNED_MAPS: frozenset[str] = frozenset({"rise"})
-"""Methods whose maps are all-positive by construction (an expected score, e.g. RISE's
-E[f | pixel kept], or a sensitivity index): pictures show them minus their mean so both colours
-appear; rankings and metrics use the map as it is."""
 
 Kind = Literal["black-box", "white-box"]
 
@@ -64,8 +62,11 @@ def is_blackbox(name: str) -> bool:
 
 
 def is_signed(name: str) -> bool:
-    """Whether ``name``'s maps are signed contributions (False: see :data:`UNSIGNED_MAPS`)."""
-    return name.lower() not in UNSIGNED_MAPS
+    """Whether ``name``'s maps are signed contributions, as its class declares (``signed_map``):
+    False for maps that are all-positive by construction (an expected score, e.g. RISE's
+    E[f | pixel kept], or a sensitivity index such as Sobol's or HSIC's). Pictures show those minus
+    their mean so both colours appear; rankings and metrics use the map as it is."""
+    return bool(get_method(name).signed_map)
 
 
 def method_kind(name: str) -> Kind:

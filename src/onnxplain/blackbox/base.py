@@ -130,6 +130,9 @@ class BlackBoxExplainer(ABC):
     """The constructor argument that holds the method's query budget (what ``--queries`` sets)."""
     uses_baseline: ClassVar[bool] = False
     """Whether ``explain`` resolves :attr:`baseline` (x̂ of every explicand) before any query."""
+    signed_map: ClassVar[bool] = True
+    """False for maps that are all-positive by construction (an expected score or a sensitivity
+    index); pictures then centre them (:func:`onnxplain.registry.is_signed`)."""
     scores_baseline: ClassVar[bool] = False
     """Whether ``explain`` also queries f(x̂) (reported as ``Explanation.baseline_score``)."""
 

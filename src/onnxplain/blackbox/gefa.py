@@ -203,7 +203,7 @@ class GEFA(BlackBoxExplainer):
         if self.rank_transform == "none" and isinstance(self.smoothing, tuple):
             raise InvalidInputError(
                 "smoothing needs a rank transform: a blurred uniform field thresholded at α does not keep "
-                "each pixel with probability α; use rank_transform='exact' or smoothing=None."
+                "each pixel with probability α; use the 'exact' rank transform or no smoothing."
             )
         self.alpha = check_choice("alpha", alpha, ("stratified", "grid"))
         self.grid_points = check_positive_int("grid_points", grid_points)

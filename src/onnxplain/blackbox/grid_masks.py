@@ -52,7 +52,7 @@ class GridPerturbation:
         if self.kind == "amplitude":
             if baseline is not None:
                 raise InvalidInputError(
-                    "the amplitude perturbation x⊙(M − ½)·σ uses no baseline; leave baseline=None."
+                    "the amplitude perturbation x⊙(M − ½)·σ uses no baseline; give none."
                 )
             self.baseline = Baseline("zero")
         elif self.kind == "blurring":
@@ -60,7 +60,7 @@ class GridPerturbation:
             if self.baseline.kind != "blur":
                 raise InvalidInputError(
                     "the blurring perturbation blends x with a blurred x: baseline must be 'blur' or "
-                    f"'blur(size,sigma)', not {baseline!r} (use perturbation='inpainting' for other baselines)."
+                    f"'blur(size,sigma)', not {baseline!r} (the 'inpainting' perturbation takes other baselines)."
                 )
         else:
             self.baseline = Baseline.parse(0.0 if baseline is None else baseline)

@@ -168,6 +168,7 @@ class HSIC(BlackBoxExplainer):
     """
 
     name = "hsic"
+    signed_map = False
     budget_param = "n_queries"
     uses_baseline = True
 

@@ -1,8 +1,8 @@
 """LIME for images (Ribeiro, Singh & Guestrin, KDD 2016), as the reference ``lime_image``.
 
-1. Superpixels: scikit-image quickshift (kernel 4, max_dist 200, ratio 0.2) for colour images
-   large enough, a regular grid (or SLIC) for small or greyscale ones such as MNIST, or a
-   user-given label array (relabelled to 0..K−1).
+1. Superpixels (:mod:`onnxplain.blackbox.segments`): scikit-image quickshift (kernel 4,
+   max_dist 200, ratio 0.2) for colour images large enough, a regular grid (or SLIC) for small
+   or greyscale ones such as MNIST, or a user-given label array (relabelled to 0..K−1).
 2. Binary samples d ∈ {0,1}^K ~ Bernoulli(½), row 0 all-on; sample d becomes the image with the
    segments where d = 0 replaced by the "fudged" image (per-segment mean colour, or a constant).
 3. Proximity π(d) = sqrt(exp(−D(d, 1)²/w²)) with D the cosine distance between d and the
@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import numbers
 from typing import Any
 
@@ -23,26 +22,14 @@ import numpy as np
 
 from onnxplain.blackbox.base import Attribution, BlackBoxExplainer, Call
 from onnxplain.blackbox.sampling import Ops
+from onnxplain.blackbox.segments import Segmenter, check_segmentation, grid_segments, groups_of_equal, relabel
 from onnxplain.checks import check_choice, check_nonnegative_float, check_positive_float, check_positive_int
 from onnxplain.errors import InvalidInputError
 
-QUICKSHIFT = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
-QUICKSHIFT_MIN_SIDE = 64
+__all__ = ["LIME", "grid_segments", "kernel_weights", "relabel", "solve_ridge"]  # superpixels: segments.py
+
 GRID_CELLS = 7
 SLIC_SEGMENTS = 50
-
-
-def relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Map any integer label array to 0..K−1 (order of first sorted value); returns (labels, K)."""
-    values, inverse = np.unique(labels, return_inverse=True)
-    return inverse.reshape(labels.shape).astype(np.int64), len(values)
-
-
-def grid_segments(height: int, width: int, cells: int) -> np.ndarray:
-    """A regular ``cells × cells`` grid of (nearly) equal rectangles, labelled row-major."""
-    rows = np.minimum(np.arange(height) * cells // height, cells - 1)
-    cols = np.minimum(np.arange(width) * cells // width, cells - 1)
-    return rows[:, None] * cells + cols[None, :]
 
 
 def kernel_weights(n_on: Any, n_segments: int, kernel_width: float) -> Any:
@@ -113,18 +100,11 @@ class LIME(BlackBoxExplainer):
     ) -> None:
         super().__init__(seed=seed, queries_per_call=queries_per_call, array_backend=array_backend)
         self.n_samples = check_positive_int("n_samples", n_samples, 2)
-        if isinstance(segmentation, str):
-            check_choice("segmentation", segmentation, ("auto", "quickshift", "slic", "grid"))
-        else:
-            labels = np.asarray(segmentation)
-            if labels.ndim not in (2, 3) or not np.issubdtype(labels.dtype, np.integer):
-                raise InvalidInputError(
-                    "segmentation must be 'auto', 'quickshift', 'slic', 'grid' or an integer label "
-                    f"array of shape (H,W) or (B,H,W), got {labels.dtype} of shape {labels.shape}."
-                )
-            segmentation = labels
-        self.segmentation = segmentation
+        self.segmentation = check_segmentation(segmentation)
         self.n_segments = None if n_segments is None else check_positive_int("n_segments", n_segments)
+        self.segmenter = Segmenter(
+            self.segmentation, self.n_segments, self.seed, "quickshift", GRID_CELLS, SLIC_SEGMENTS
+        )
         if isinstance(hide, str):
             check_choice("hide", hide, ("mean",))
         elif isinstance(hide, bool) or not isinstance(hide, numbers.Real) or not np.isfinite(hide):
@@ -133,65 +113,14 @@ class LIME(BlackBoxExplainer):
         self.kernel_width = check_positive_float("kernel_width", kernel_width)
         self.ridge_alpha = check_nonnegative_float("ridge_alpha", ridge_alpha)
 
-    # -- segmentation -------------------------------------------------------------------------------
-    def _method_for(self, c: int, h: int, w: int) -> str:
-        if not isinstance(self.segmentation, str):
-            return "labels"
-        if self.segmentation != "auto":
-            return self.segmentation
-        return "quickshift" if c == 3 and min(h, w) >= QUICKSHIFT_MIN_SIDE else "grid"
-
+    # -- segmentation (onnxplain.blackbox.segments) ---------------------------------------------------
     def describe_segmentation(self, c: int, h: int, w: int) -> str:
         """The segmentation actually used for (C,H,W) images, as recorded in ``params``."""
-        kind = self._method_for(c, h, w)
-        if kind == "quickshift":
-            return "quickshift(kernel_size=4, max_dist=200, ratio=0.2)"
-        if kind == "grid":
-            cells = self._grid_cells()
-            return f"grid({cells}x{cells})"
-        if kind == "slic":
-            return f"slic(n_segments={self.n_segments or SLIC_SEGMENTS})"
-        return "labels"
-
-    def _grid_cells(self) -> int:
-        return GRID_CELLS if self.n_segments is None else max(1, round(self.n_segments**0.5))
+        return self.segmenter.describe(c, h, w)
 
     def segment(self, image: np.ndarray, index: int = 0) -> tuple[np.ndarray, int]:
         """Superpixels of one (C,H,W) explicand: labels (H,W) in 0..K−1 and K."""
-        c, h, w = image.shape
-        kind = self._method_for(c, h, w)
-        if kind == "labels":
-            labels = self.segmentation
-            if labels.ndim == 3:
-                if index >= len(labels):
-                    raise InvalidInputError(f"the label array holds {len(labels)} maps but explicand {index} needs one.")
-                labels = labels[index]
-            if labels.shape != (h, w):
-                raise InvalidInputError(f"the label array has shape {labels.shape} but the images are {h}×{w}.")
-            return relabel(labels)
-        if kind == "grid":
-            return relabel(grid_segments(h, w, min(self._grid_cells(), h, w)))
-        from skimage import segmentation as sk
-
-        hwc = np.moveaxis(image, 0, -1).astype(np.float64)
-        lo, hi = float(hwc.min()), float(hwc.max())
-        if lo < 0.0 or hi > 1.0:  # colour conversion expects [0,1]; scale models in other units
-            hwc = (hwc - lo) / (hi - lo) if hi > lo else np.zeros_like(hwc)
-        if kind == "quickshift":
-            if c != 3:
-                raise InvalidInputError(f"quickshift segments colour images (3 channels), not {c}-channel ones.")
-            labels = sk.quickshift(hwc, **QUICKSHIFT, rng=self.seed)
-        else:
-            channel_axis = -1 if c == 3 else None
-            img = hwc if c == 3 else hwc.mean(axis=-1)
-            labels = sk.slic(
-                img,
-                n_segments=self.n_segments or SLIC_SEGMENTS,
-                compactness=10.0 if c == 3 else 0.1,
-                start_label=0,
-                channel_axis=channel_axis,
-            )
-        return relabel(labels)
+        return self.segmenter.segment(image, index)
 
     # -- explanation ------------------------------------------------------------------------------------
     def queries_per_explicand(self, input_shape: tuple[int, ...]) -> int:
@@ -249,8 +178,8 @@ class LimeQueries:
         ks = [k for _, k in segs]
         self.k_max = max(ks)
         self.hw = call.x.shape[2:]
-        self.masks = [(ops.index(segs[group[0]][0].ravel()), group) for group in _groups(s for s, _ in segs)]
-        self.stats = [_RidgeStats(ops, ks[group[0]], group) for group in _groups(ks)]
+        self.masks = [(ops.index(segs[group[0]][0].ravel()), group) for group in groups_of_equal(s for s, _ in segs)]
+        self.stats = [_RidgeStats(ops, ks[group[0]], group) for group in groups_of_equal(ks)]
         fudged = np.stack([lime._fudge(call.x[i], *segs[i]) for i in range(call.n)])
         self.start = ops.asarray(fudged)
         self.step = ops.asarray(call.x - fudged)
@@ -276,16 +205,6 @@ class LimeQueries:
         y = self.ops.to64(scores)
         for st in self.stats:
             st.add(d, y, self.lime.kernel_width)
-
-
-def _groups(keys: Any) -> list[list[int]]:
-    """Indices grouped by equal key (arrays compare by shape and content), in first-seen order."""
-    groups: dict[Any, list[int]] = {}
-    for i, key in enumerate(keys):
-        if isinstance(key, np.ndarray):
-            key = (key.shape, key.dtype.str, hashlib.sha256(np.ascontiguousarray(key).tobytes()).digest())
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
 
 
 class _RidgeStats:

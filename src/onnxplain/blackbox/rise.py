@@ -103,6 +103,7 @@ class RISE(BlackBoxExplainer):
     """
 
     name = "rise"
+    signed_map = False
     budget_param = "n_masks"
     uses_baseline = True
 

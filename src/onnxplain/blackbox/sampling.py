@@ -36,12 +36,29 @@ BLOCK = 64
 ArrayBackend = Literal["auto", "numpy", "torch"]
 
 # Independent random streams of one seed (the third SeedSequence key).
-STREAMS: dict[str, int] = {"geex": 1, "ge": 2, "rise": 3, "lime": 4, "sobol": 5, "hsic": 6, "gefa": 7}
+STREAMS: dict[str, int] = {
+    "geex": 1,
+    "ge": 2,
+    "rise": 3,
+    "lime": 4,
+    "sobol": 5,
+    "hsic": 6,
+    "gefa": 7,
+    "kernelshap": 8,
+    "partitionshap": 9,
+}
 
 
-def block_seed_sequence(seed: int, stream: str, block: int) -> np.random.SeedSequence:
-    """The seed sequence of block ``block`` of ``stream``."""
-    return np.random.SeedSequence(entropy=int(seed), spawn_key=(STREAMS[stream], int(block)))
+def block_seed_sequence(seed: int, stream: str, block: int, *key: int) -> np.random.SeedSequence:
+    """The seed sequence of block ``block`` of ``stream`` (``key``: further integers that split a
+    block's stream, e.g. by the feature count the block is drawn for)."""
+    return np.random.SeedSequence(entropy=int(seed), spawn_key=(STREAMS[stream], int(block), *map(int, key)))
+
+
+def host_rng(seed: int, stream: str, block: int, *key: int) -> np.random.Generator:
+    """A numpy generator (PCG64) for block ``block`` of ``stream`` whatever the array backend: for
+    small draws (a design matrix, tie-break keys) that every backend should share bit for bit."""
+    return np.random.default_rng(block_seed_sequence(seed, stream, block, *key))
 
 
 def block_ranges(n: int, block: int = BLOCK) -> list[tuple[int, int]]:
@@ -81,7 +98,7 @@ class NumpyOps:
     device = "cpu"
 
     def rng(self, seed: int, stream: str, block: int) -> np.random.Generator:
-        return np.random.default_rng(block_seed_sequence(seed, stream, block))
+        return host_rng(seed, stream, block)
 
     def normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         """Standard normals by the Box–Muller transform of float32 uniforms: z₁ = r·cos θ,
@@ -156,6 +173,17 @@ class NumpyOps:
     def sub_into(self, a: Any, b: Any, out: np.ndarray) -> None:
         np.subtract(a, b, out=out)
 
+    def select_into(self, mask: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        """``out = a where mask else b`` (bool ``mask``, broadcasting): every element is exactly a
+        or b. Selected on the float32 bit patterns, out = b ^ ((a ^ b) & −mask), which is
+        several times faster than ``np.copyto(where=)`` and exact (no a − b rounding)."""
+        flip = np.bitwise_xor(np.asarray(a, np.float32).view(np.uint32), np.asarray(b, np.float32).view(np.uint32))
+        bits = out.view(np.uint32)
+        ones = np.asarray(mask).astype(np.uint32)
+        np.negative(ones, out=ones)  # 0 or 0xFFFFFFFF
+        np.bitwise_and(ones, flip, out=bits)
+        np.bitwise_xor(bits, np.asarray(b, np.float32).view(np.uint32), out=bits)
+
     def to64(self, a: Any) -> np.ndarray:
         return np.asarray(a, dtype=np.float64)
 
@@ -204,7 +232,9 @@ class TorchOps:
         return self.torch.randint(0, high, (n,), generator=rng, device=self.device)
 
     def asarray(self, a: Any, dtype: Any = np.float32) -> Any:
-        tdtype = {np.float32: self.torch.float32, np.float64: self.torch.float64}[np.dtype(dtype).type]
+        tdtype = {np.float32: self.torch.float32, np.float64: self.torch.float64, np.bool_: self.torch.bool}[
+            np.dtype(dtype).type
+        ]
         if isinstance(a, self.torch.Tensor):
             return a.to(device=self.device, dtype=tdtype)
         arr = np.asarray(a, dtype=dtype)
@@ -239,6 +269,9 @@ class TorchOps:
 
     def sub_into(self, a: Any, b: Any, out: Any) -> None:
         self.torch.sub(a, b, out=out)
+
+    def select_into(self, mask: Any, a: Any, b: Any, out: Any) -> None:
+        self.torch.where(mask, a, b, out=out)
 
     def to64(self, a: Any) -> Any:
         return self.asarray(a, np.float64)

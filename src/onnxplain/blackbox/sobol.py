@@ -150,6 +150,7 @@ class Sobol(BlackBoxExplainer):
     """
 
     name = "sobol"
+    signed_map = False
     budget_param = "n_queries"
     uses_baseline = True
 

@@ -102,6 +102,12 @@ def add_model_options(parser: argparse.ArgumentParser, *, num_classes: bool = Tr
     group.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="the graph's input layout")
     group.add_argument("--input-shape", type=shape_arg, default=None, help="C,H,W when the model leaves it dynamic")
     group.add_argument("--labels", type=Path, help="class names: a text file with one name per line, or a JSON list")
+    group.add_argument("--channel-order", choices=("RGB", "BGR"), default="RGB",
+                       help="the model's channel order (OpenCV/Caffe-style models take BGR; images stay RGB)")
+    group.add_argument("--head", choices=("auto", "softmax", "logsoftmax", "sigmoid", "logits"), default="auto",
+                       help="what the ONNX model's output is (auto: read from the graph)")
+    group.add_argument("--ends-in-softmax", choices=("auto", "yes", "no"), default="auto",
+                       help="whether a URL model answers with probabilities (auto: decided from its first answer)")
     group.add_argument("--input-name", default=None, help="a URL model's input tensor, when it has several")
     group.add_argument("--output-name", default=None, help="a URL model's output tensor, when it has several")
     if num_classes:

@@ -31,6 +31,10 @@ FLAGS: dict[str, str] = {
     "input_name": "--input-name",
     "output_name": "--output-name",
     "layout": "--layout",
+    "channel_order": "--channel-order",
+    "head": "--head",
+    "output": "--head",
+    "ends_in_softmax": "--ends-in-softmax",
     "num_workers": "--workers",
     "resume": "--force",
 }
@@ -52,6 +56,8 @@ PHRASES: tuple[tuple[str, str], ...] = (
     (r"pass ids= to name them", "give them distinct file names"),
     (r"\bids= cannot", "ids cannot"),
     (r", a number or an array\b", ", a number or a .npy file"),
+    (r"drop preprocess=Normalize\(\.\.\.\)", "drop --mean/--std"),
+    (r"so output='probs' would be a guess", "so taking its outputs for logits would be a guess"),
 )
 
 _NAME = r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*"

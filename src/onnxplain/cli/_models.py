@@ -27,6 +27,8 @@ def remote_options(args: argparse.Namespace, preprocess: Any = None, output: str
         "input_name": args.input_name,
         "output_name": args.output_name,
         "num_classes": args.num_classes,
+        "channel_order": args.channel_order,
+        "ends_in_softmax": {"auto": None, "yes": True, "no": False}[args.ends_in_softmax],
     }
 
 
@@ -42,8 +44,9 @@ def demo_path(source: str) -> Path:
 
 def _check_file_options(args: argparse.Namespace) -> None:
     own_classes = args.num_classes if getattr(args, "num_classes_of_model", False) else None
+    remote_head = None if args.ends_in_softmax == "auto" else args.ends_in_softmax
     for flag, value in (("--input-name", args.input_name), ("--output-name", args.output_name),
-                        ("--num-classes", own_classes)):
+                        ("--num-classes", own_classes), ("--ends-in-softmax", remote_head)):
         if value is not None:
             raise InvalidInputError(f"{flag} applies to a KServe-v2 URL model, not to an ONNX file.")
 
@@ -70,6 +73,8 @@ def open_query_model(source: str, args: argparse.Namespace, preprocess: Any = No
         preprocess=preprocess,
         layout=args.layout,
         input_shape=args.input_shape,
+        channel_order=args.channel_order,
+        head=args.head,
     )
 
 
@@ -85,6 +90,8 @@ def model_spec(source: str, args: argparse.Namespace, preprocess: Any = None) ->
         preprocess=preprocess,
         layout=args.layout,
         input_shape=args.input_shape,
+        channel_order=args.channel_order,
+        head=args.head,
     )
 
 
@@ -97,6 +104,9 @@ def model_identity(source: str, args: argparse.Namespace, preprocess: Any = None
         "mean": list(preprocess.mean) if preprocess is not None else None,
         "std": list(preprocess.std) if preprocess is not None else None,
         "layout": args.layout,
+        "channel_order": args.channel_order,
+        "head": args.head,
+        "ends_in_softmax": args.ends_in_softmax,
     }
 
 

@@ -378,6 +378,8 @@ class GradientMethod:
     budget_param: ClassVar[str | None] = None
     """The constructor argument that sets the method's cost (steps or samples; what ``--steps``
     sets), or None for a single-gradient method."""
+    signed_map: ClassVar[bool] = True
+    """Gradient attributions are signed contributions (see :func:`onnxplain.registry.is_signed`)."""
     seeded: ClassVar[bool] = False
     """Whether the method draws random numbers (and takes a ``seed``)."""
     uses_baseline: ClassVar[bool] = False

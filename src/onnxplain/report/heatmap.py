@@ -7,8 +7,8 @@ the maximum, so that one extreme pixel does not wash out the rest; values beyond
 
 :func:`map_picture` is the one rendering of a method's map: the PNG overlays of ``onnxplain
 explain`` and the pictures of the HTML report both come from it, so a map looks the same
-everywhere. A map that is all-positive by construction (RISE's expected score, declared in
-:data:`onnxplain.registry.UNSIGNED_MAPS`) is shown minus its mean: otherwise it would be uniformly
+everywhere. A map that is all-positive by construction (RISE's expected score, Sobol's and HSIC's indices: their
+classes declare ``signed_map = False``, :func:`onnxplain.registry.is_signed`) is shown minus its mean: otherwise it would be uniformly
 red, its offset f(x) drowning the modulation that carries the explanation.
 """
 
