@@ -1,0 +1,203 @@
+"""Mutation testing of the black-box explainers and the evaluation metrics (issue 22).
+
+A mutant is the package with one small change (an operator, a constant, a comparison, an
+argument dropped…); a test suite that still passes on it has let it *survive*. The kill rate of
+``src/onnxplain/blackbox/`` and ``src/onnxplain/evaluation/`` measures whether the tests pin the
+estimators down, not only that they run.
+
+Tool: `mutmut <https://github.com/boxed/mutmut>`_ 3 (pure Python, installs without touching
+numpy/torch/onnxruntime; ``pip install -e ".[bench]"``). It mutates functions and methods
+(module-level constants are not mutated), records during one instrumented run of the selected tests
+which tests reach each function, and runs each mutant against **only those tests**, forked from
+a warm process, stopping at the first failure (``-x``).
+
+Scope, to stay tractable on 2 shared cores:
+
+- mutated: every module of ``onnxplain/blackbox/`` and ``onnxplain/evaluation/`` (``--only`` narrows);
+- tests: ``tests/blackbox`` and ``tests/evaluation`` only (the directories that exercise those
+  packages; the CLI, report and distributed tests reach them only through these). Tests that
+  spawn a subprocess (``test_import_does_not_load_torch``) cannot see a mutant and are left out;
+- the copy is built in ``--work-dir`` (src/, the two test directories, pyproject.toml with a
+  ``[tool.mutmut]`` section), never in the repository; mutmut keeps its results there, so a
+  re-run only tests the mutants it has not tried yet (``--fresh`` starts over).
+
+``--work-dir`` is required, so that ``python -m benchmarks`` (which runs every script) skips this
+one: it takes hours, not minutes. The exact command and the numbers it printed are in
+``benchmarks/README.md`` ("Mutation testing"); the raw counts and every survivor are saved to
+``benchmarks/results/mutation.json``.
+
+    python -m benchmarks.mutation --work-dir /tmp/onnxplain-mutation [--max-children 2]
+        [--only 'onnxplain.blackbox.lime*'] [--fresh] [--no-save]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import harness as h
+
+NAME = "mutation"
+PACKAGES = ("src/onnxplain/blackbox", "src/onnxplain/evaluation")
+TEST_DIRS = ("tests/blackbox", "tests/evaluation")
+EXCLUDED_TESTS = (
+    # runs a fresh interpreter, which imports the original package, not the mutant
+    "tests/blackbox/test_package.py::test_import_does_not_load_torch",
+)
+
+# mutmut's exit-code convention (mutmut.__main__.status_by_exit_code), the statuses we report.
+STATUS = {
+    1: "killed",
+    3: "killed",
+    -24: "timeout",
+    24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    0: "survived",
+    5: "no tests",
+    33: "no tests",
+    34: "skipped",
+    35: "suspicious",
+    36: "timeout",
+    37: "caught by type check",
+    -11: "segfault",
+    -9: "segfault",
+    None: "not checked",
+}
+
+
+def mutmut_config() -> str:
+    """The ``[tool.mutmut]`` section appended to the copy's pyproject.toml."""
+    only = [f"{p}/*" for p in PACKAGES]
+    selection = [*TEST_DIRS, *(f"--deselect={t}" for t in EXCLUDED_TESTS)]
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["src"]\n'
+        f"only_mutate = {json.dumps(only)}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(selection)}\n"
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore"]\n'
+    )
+
+
+def build_copy(work: Path, fresh: bool) -> None:
+    """The tree mutmut runs in: src/, the selected test directories and pyproject.toml."""
+    if fresh and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    root = h.ROOT
+    for sub in ("src", *TEST_DIRS):
+        target = work / sub
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(root / sub, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("conftest.py",):
+        if (root / "tests" / name).exists():
+            shutil.copy2(root / "tests" / name, work / "tests" / name)
+    text = (root / "pyproject.toml").read_text()
+    (work / "pyproject.toml").write_text(text + mutmut_config())
+    # mutmut regenerates the mutants of a file whose source is newer than its mutated copy
+    # (copytree keeps the repository's mtimes) and keeps the verdicts of unchanged functions.
+
+
+def run_mutmut(work: Path, max_children: int, only: Sequence[str]) -> tuple[int, float]:
+    """``mutmut run`` in the copy; returns (exit status, wall seconds)."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the copy's mutants/src must be the only onnxplain on the path
+    exe = shutil.which("mutmut")
+    base = [exe] if exe else [sys.executable, "-c", "from mutmut.__main__ import cli; cli()"]
+    cmd = [*base, "run", "--max-children", str(max_children), *only]
+    print("$ (cd", work, "&&", " ".join(cmd[len(base) - 1 :]), ")", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=work, env=env)
+    return proc.returncode, time.perf_counter() - t0
+
+
+def collect(work: Path) -> dict[str, Any]:
+    """Per-module counts and the survivors, read from mutmut's ``.meta`` files."""
+    per_module: dict[str, Counter[str]] = {}
+    survivors: list[str] = []
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        data = json.loads(meta.read_text())
+        module = str(meta.relative_to(work / "mutants")).removesuffix(".meta")
+        counts = per_module.setdefault(module, Counter())
+        for key, code in data.get("exit_code_by_key", {}).items():
+            status = STATUS.get(code, f"exit {code}")
+            counts[status] += 1
+            if status in ("survived", "no tests", "timeout", "suspicious"):
+                survivors.append(f"{key}: {status}")
+    total = Counter()
+    for counts in per_module.values():
+        total.update(counts)
+    return {
+        "per_module": {m: dict(c) for m, c in per_module.items()},
+        "total": dict(total),
+        "kill_rate": kill_rate(total),
+        "not_killed": survivors,
+    }
+
+
+def kill_rate(counts: Counter[str] | dict[str, int]) -> float:
+    """Killed (a test failed or timed out) over all mutants that were tried."""
+    tried = sum(v for k, v in counts.items() if k not in ("not checked", "skipped"))
+    killed = sum(counts.get(k, 0) for k in ("killed", "timeout", "caught by type check", "segfault"))
+    return killed / tried if tried else float("nan")
+
+
+def markdown(result: dict[str, Any], command: str) -> str:
+    lines = [
+        f"`{command}` ({result['seconds'] / 60:.0f} min wall, mutmut {result['mutmut']}):",
+        "",
+        "| module | mutants | killed | survived | no tests | timeout | kill rate |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = sorted(result["per_module"].items()) + [("**total**", result["total"])]
+    for module, c in rows:
+        n = sum(c.values())
+        lines.append(
+            f"| {module.removeprefix('src/')} | {n} | {c.get('killed', 0)} | {c.get('survived', 0)} | "
+            f"{c.get('no tests', 0)} | {c.get('timeout', 0)} | {kill_rate(c):.1%} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-dir", type=Path, required=True, help="where the mutated copy is built")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested in parallel (default 2)")
+    parser.add_argument("--only", nargs="*", default=[], help="mutant name globs, e.g. 'onnxplain.blackbox.lime*'")
+    parser.add_argument("--fresh", action="store_true", help="discard earlier results in --work-dir")
+    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/mutation.json")
+    args = parser.parse_args(argv)
+    try:
+        from importlib.metadata import version
+
+        mutmut_version = version("mutmut")
+    except Exception:  # noqa: BLE001 - reported as one line below
+        print("mutmut is not installed: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    work = args.work_dir.resolve()
+    build_copy(work, args.fresh)
+    status, seconds = run_mutmut(work, args.max_children, args.only)
+    result = {"mutmut": mutmut_version, "seconds": seconds, "exit_status": status, **collect(work)}
+    command = h.command(argv, module="benchmarks.mutation")
+    result["command"] = command
+    text = markdown(result, command)
+    if not args.no_save:
+        h.save_results(NAME, result)
+    print(text)
+    if result["not_killed"]:
+        print("\nnot killed:\n  " + "\n  ".join(result["not_killed"]))
+    return 0 if status == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
