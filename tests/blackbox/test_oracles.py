@@ -1,7 +1,8 @@
 """Exact-value oracles: each black-box estimator recomputed in a few lines of plain numpy from the
 paper's formula, on perturbations re-drawn from the method's seed through the public sampling
 API (``NumpyOps().rng(seed, stream, k)`` per block of ``BLOCK`` queries, ``.uniform``,
-``.normal``, ``.bernoulli``/``.integers``, ``.bernoulli_columns``).
+``.normal``, ``.bernoulli``/``.integers``, ``.bernoulli_columns``; ``TorchOps("cpu")`` for the
+torch backend, whose streams differ).
 
 Unlike the statistical checks (thousands of queries, tolerances of several standard errors),
 these use ~150 queries and must agree to float32 rounding, so an estimator that is off by a
@@ -23,7 +24,7 @@ import pytest
 from scipy import ndimage
 
 from onnxplain.blackbox import GE, GEEX, LIME, RISE
-from onnxplain.blackbox.sampling import BLOCK, NumpyOps
+from onnxplain.blackbox.sampling import BLOCK, NumpyOps, TorchOps
 
 from .conftest import SpyModel
 
@@ -43,6 +44,18 @@ def f_smooth(rows: np.ndarray) -> np.ndarray:
     return np.stack([v, -v], axis=1)
 
 
+def make_ops(backend: str):
+    """The sampling backend the explainer runs with (its streams differ: each has its oracle run)."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+        return TorchOps("cpu")
+    return NumpyOps()
+
+
+def host(a) -> np.ndarray:
+    return np.asarray(a.cpu().numpy() if hasattr(a, "cpu") else a, dtype=np.float64)
+
+
 def assert_close(ours: np.ndarray, oracle: np.ndarray) -> None:
     np.testing.assert_allclose(ours, oracle, rtol=0, atol=TOL * np.abs(oracle).max())
 
@@ -58,17 +71,17 @@ def smoothing_operator(n: int, size: int, sigma: float) -> np.ndarray:
     return ndimage.correlate1d(np.eye(n), g / np.linalg.norm(g), axis=0, mode="mirror")
 
 
-def gaussian_draws(seed, stream, n, mirror, kind, noise_shape, smoothing, std):
+def gaussian_draws(seed, stream, n, mirror, kind, noise_shape, smoothing, std, backend="numpy"):
     """δ (pairs or queries, C', H, W) float64 and α per pair/query, as the seed's blocks give them."""
-    ops = NumpyOps()
+    ops = make_ops(backend)
     used = n - n % 2 if mirror else n
     count = used // 2 if mirror else used  # pairs share one α
     deltas, alphas = [], []
     for k, lo in enumerate(range(0, used, BLOCK)):
         m = (min(lo + BLOCK, used) - lo) // (2 if mirror else 1)
         rng = ops.rng(seed, stream, k)
-        u = ops.uniform(rng, m)  # one U[0,1) per pair, drawn before the block's noise
-        e = ops.normal(rng, (m, *noise_shape)).astype(np.float64)
+        u = host(ops.uniform(rng, m))  # one U[0,1) per pair, drawn before the block's noise
+        e = host(ops.normal(rng, (m, *noise_shape)))
         index = lo // (2 if mirror else 1) + np.arange(m)
         alphas.append({"stratified": (index + u) / count, "uniform": u, "reference": index / (2 * count - 1)}[kind])
         deltas.append(e)
@@ -82,13 +95,14 @@ def gaussian_draws(seed, stream, n, mirror, kind, noise_shape, smoothing, std):
 
 
 def gaussian_oracle(f, x, x_hat, target, *, n, sigma, seed, mirror=True, alpha="stratified", smoothing=None,
-                    channels="independent", scale="exact", path=True):
+                    channels="independent", scale="exact", path=True, backend="numpy"):
     """GEEX Eq. 3: ξ = (x − x̂) ∘ (1/n) Σ_i f(x̂ + α_i(x − x̂) + δ_i) δ_i / Var(δ), mirror pairs
     (+δ, −δ) sharing α; GE (``path=False``): η = (1/n) Σ_i f(x + δ_i) δ_i / Var(δ).
     ``scale="reference"``: δ has std σ/2 and the sum is divided by σ³ (reference code, P2)."""
     noise_shape = (1 if channels == "shared" else x.shape[0], *x.shape[1:])
     std = sigma / 2 if scale == "reference" else sigma
-    delta, a, var, used = gaussian_draws(seed, "geex" if path else "ge", n, mirror, alpha, noise_shape, smoothing, std)
+    stream = "geex" if path else "ge"
+    delta, a, var, used = gaussian_draws(seed, stream, n, mirror, alpha, noise_shape, smoothing, std, backend)
     if scale == "reference":
         var = sigma**3
     centre = x_hat + a[:, None, None, None] * (x - x_hat) if path else np.broadcast_to(x, (len(a), *x.shape))
@@ -126,6 +140,17 @@ def test_geex_equals_eq3_recomputed_from_the_seed(mirror, alpha, smoothing, chan
             assert_close(exp.attributions[i], oracle)
 
 
+@pytest.mark.parametrize("mirror", [True, False], ids=["pairs", "single"])
+@pytest.mark.parametrize("smoothing", [None, (3, 0.8)], ids=["white", "smooth"])
+def test_geex_on_the_torch_backend_equals_eq3_from_its_stream(mirror, smoothing) -> None:
+    geex = GEEX(N, sigma=0.2, baseline=BASE, mirror=mirror, smoothing=smoothing, seed=2, array_backend="torch")
+    exp = geex.explain(SpyModel(f_smooth, SHAPE), XS, target=[1, 0])
+    for i, t in enumerate([1, 0]):
+        oracle = gaussian_oracle(f_smooth, XS[i].astype(np.float64), BASE.astype(np.float64), t, n=N, sigma=0.2,
+                                 seed=2, mirror=mirror, smoothing=smoothing, backend="torch")
+        assert_close(exp.attributions[i], oracle)
+
+
 def test_geex_reference_scale_equals_the_reference_formula() -> None:
     # Reference code (P2): applied noise σ·m, m ~ N(0, I/4), and Σ f·m/σ² = Σ f·δ/σ³.
     exp = GEEX.reference(N, sigma=0.4, seed=3).explain(SpyModel(f_smooth, SHAPE), XS[0], target=0)
@@ -137,12 +162,14 @@ def test_geex_reference_scale_equals_the_reference_formula() -> None:
 @pytest.mark.parametrize("mirror", [True, False], ids=["pairs", "single"])
 @pytest.mark.parametrize("smoothing", [None, (3, 1.0)], ids=["white", "smooth"])
 @pytest.mark.parametrize("channels", ["independent", "shared"])
-def test_ge_equals_eq1_recomputed_from_the_seed(mirror, smoothing, channels) -> None:
-    ge = GE(N, sigma=0.2, mirror=mirror, smoothing=smoothing, noise_channels=channels, seed=9, queries_per_call=64)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_ge_equals_eq1_recomputed_from_the_seed(mirror, smoothing, channels, backend) -> None:
+    ge = GE(N, sigma=0.2, mirror=mirror, smoothing=smoothing, noise_channels=channels, seed=9, queries_per_call=64,
+            array_backend=backend)
     exp = ge.explain(SpyModel(f_smooth, SHAPE), XS, target=[1, 0])
     for i, t in enumerate([1, 0]):
         oracle = gaussian_oracle(f_smooth, XS[i].astype(np.float64), None, t, n=N, sigma=0.2, seed=9, mirror=mirror,
-                                 smoothing=smoothing, channels=channels, path=False)
+                                 smoothing=smoothing, channels=channels, path=False, backend=backend)
         assert_close(exp.attributions[i], oracle)
     assert exp.baseline_score is None
 
@@ -150,27 +177,28 @@ def test_ge_equals_eq1_recomputed_from_the_seed(mirror, smoothing, channels) -> 
 # -- RISE (Petsiuk et al. 2018, Eq. 6) ------------------------------------------------------------
 
 
-def rise_masks(seed: int, n: int, h: int, w: int, s: int, p: float) -> np.ndarray:
+def rise_masks(seed: int, n: int, h: int, w: int, s: int, p: float, backend: str = "numpy") -> np.ndarray:
     """The n masks of the seed, (n, H, W): s×s Bernoulli(p) grids and shifts re-drawn per block,
     up-sampled with skimage ``resize(order=1, mode="reflect")`` and cropped at the shift."""
     from skimage.transform import resize
 
-    ops = NumpyOps()
+    ops = make_ops(backend)
     ch, cw = -(-h // s), -(-w // s)
     out = []
     for k, lo in enumerate(range(0, n, BLOCK)):
         m = min(lo + BLOCK, n) - lo
         rng = ops.rng(seed, "rise", k)
-        grids = ops.bernoulli(rng, p, (m, s, s))
-        dy, dx = ops.integers(rng, ch, m), ops.integers(rng, cw, m)
+        grids = host(ops.bernoulli(rng, p, (m, s, s)))
+        dy, dx = host(ops.integers(rng, ch, m)).astype(int), host(ops.integers(rng, cw, m)).astype(int)
         for i in range(m):
-            up = resize(grids[i].astype(np.float64), ((s + 1) * ch, (s + 1) * cw), order=1, mode="reflect",
+            up = resize(grids[i], ((s + 1) * ch, (s + 1) * cw), order=1, mode="reflect",
                         anti_aliasing=False)
             out.append(up[dy[i] : dy[i] + h, dx[i] : dx[i] + w])
     return np.stack(out)
 
 
-def test_rise_equals_eq6_recomputed_from_the_seed() -> None:
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_rise_equals_eq6_recomputed_from_the_seed(backend: str) -> None:
     # S = Σ_i f(M_i ⊙ x + (1 − M_i) ⊙ x̂) M_i / (N · p), masks from the oracle above.
     shape, n, s, p = (3, 12, 10), 150, 4, 0.4
     rng = np.random.default_rng(1)
@@ -182,9 +210,10 @@ def test_rise_equals_eq6_recomputed_from_the_seed() -> None:
         v = np.tanh(rows @ w) ** 2
         return np.stack([v, 1 - v], axis=1)
 
-    masks = rise_masks(11, n, 12, 10, s, p)[:, None]  # (n, 1, H, W)
+    masks = rise_masks(11, n, 12, 10, s, p, backend)[:, None]  # (n, 1, H, W)
     for baseline, x_hat in ((base, base.astype(np.float64)), (0.0, np.zeros(shape))):
-        exp = RISE(n, grid=s, p_keep=p, baseline=baseline, seed=11, queries_per_call=100).explain(
+        rise = RISE(n, grid=s, p_keep=p, baseline=baseline, seed=11, queries_per_call=100, array_backend=backend)
+        exp = rise.explain(
             SpyModel(f, shape), xs, target=[0, 1]
         )
         for i, t in enumerate([0, 1]):
@@ -211,13 +240,13 @@ def f_interacting(rows: np.ndarray) -> np.ndarray:
     return np.stack([v, -v], axis=1)
 
 
-def lime_samples(seed: int, n: int, k: int) -> np.ndarray:
+def lime_samples(seed: int, n: int, k: int, backend: str = "numpy") -> np.ndarray:
     """The (n, K) binary samples of the seed: Bernoulli(½) columns per block, row 0 all on."""
-    ops = NumpyOps()
+    ops = make_ops(backend)
     d = np.concatenate(
-        [ops.bernoulli_columns(ops.rng(seed, "lime", b), 0.5, min(lo + BLOCK, n) - lo, k)
+        [host(ops.bernoulli_columns(ops.rng(seed, "lime", b), 0.5, min(lo + BLOCK, n) - lo, k))
          for b, lo in enumerate(range(0, n, BLOCK))]
-    ).astype(np.float64)
+    )
     d[0] = 1.0
     return d
 
@@ -248,13 +277,14 @@ def ridge(d: np.ndarray, y: np.ndarray, distance: np.ndarray, width: float = 0.2
     return model.coef_, model.intercept_, model.score(d, y, sample_weight=pi)
 
 
-@pytest.mark.parametrize("hide", ["mean", 0.25])
-def test_lime_equals_the_weighted_ridge_on_the_seeds_samples(hide) -> None:
+@pytest.mark.parametrize(("hide", "backend"), [("mean", "numpy"), (0.25, "numpy"), ("mean", "torch")])
+def test_lime_equals_the_weighted_ridge_on_the_seeds_samples(hide, backend) -> None:
     n, k, seed = 150, 9, 4
     xs = np.random.default_rng(5).uniform(0.1, 1.0, (2, *LIME_SHAPE)).astype(np.float32)
     model = SpyModel(f_interacting, LIME_SHAPE)
-    exp = LIME(n, segmentation=LABELS, hide=hide, seed=seed, queries_per_call=100).explain(model, xs, target=[0, 1])
-    d = lime_samples(seed, n, k)
+    lime = LIME(n, segmentation=LABELS, hide=hide, seed=seed, queries_per_call=100, array_backend=backend)
+    exp = lime.explain(model, xs, target=[0, 1])
+    d = lime_samples(seed, n, k, backend)
     ids = LABELS - 3
     for i, t in enumerate([0, 1]):
         z = lime_queries(xs[i].astype(np.float64), LABELS, d, hide).astype(np.float32)
@@ -264,7 +294,7 @@ def test_lime_equals_the_weighted_ridge_on_the_seeds_samples(hide) -> None:
         assert exp.diagnostics["intercept"][i] == pytest.approx(intercept, abs=TOL * np.abs(coef).max())
         assert exp.diagnostics["r2"][i] == pytest.approx(r2, abs=1e-6)
     single = SpyModel(f_interacting, LIME_SHAPE)
-    LIME(n, segmentation=LABELS, hide=hide, seed=seed).explain(single, xs[0], target=0)
+    LIME(n, segmentation=LABELS, hide=hide, seed=seed, array_backend=backend).explain(single, xs[0], target=0)
     sent = single.sent[1:]  # after the f(x) query: the n samples in order, row 0 = x itself
     expected = lime_queries(xs[0].astype(np.float64), LABELS, d, hide)
     np.testing.assert_allclose(sent, expected, rtol=0, atol=1e-6)
