@@ -150,6 +150,12 @@ PLANTED: tuple[tuple[str, str, str, str], ...] = (
         "n_total = len(batch) - 1 + self.queries_per_explicand(",
     ),
     (
+        "3b. query count and budget pre-check wrong for a batch of a method without a baseline (GE, LIME)",
+        "src/onnxplain/blackbox/base.py",
+        "n_total = len(batch) * self.queries_per_explicand(",
+        "n_total = (len(batch) if self.uses_baseline else 1) * self.queries_per_explicand(",
+    ),
+    (
         "4. LIME kernel fed the hidden count instead of the shown one",
         "src/onnxplain/blackbox/lime.py",
         "weights = kernel_weights(d.sum(1), self.k, kernel_width)",
