@@ -126,6 +126,10 @@ def build_copy(work: Path, fresh: bool) -> None:
     (work / "pyproject.toml").write_text(text + mutmut_config())
     # mutmut regenerates the mutants of a file whose source is newer than its mutated copy
     # (copytree keeps the repository's mtimes) and keeps the verdicts of unchanged functions.
+    # Which tests reach which function is recollected every run: the tests may have changed.
+    stats = work / "mutants" / "mutmut-stats.json"
+    if stats.exists():
+        stats.unlink()
 
 
 # The five single-line bugs of issue 22 that survived the suite before these tests, re-planted by
@@ -192,6 +196,36 @@ def replant(work: Path) -> list[dict[str, Any]]:
     return out
 
 
+def all_mutants(work: Path) -> dict[str, list[str]]:
+    """Every mutant name, per package (``onnxplain.blackbox`` / ``onnxplain.evaluation``), from the
+    ``.meta`` files mutmut wrote when it generated the mutants."""
+    out: dict[str, list[str]] = {}
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        for key in json.loads(meta.read_text()).get("exit_code_by_key", {}):
+            out.setdefault(".".join(key.split(".")[:2]), []).append(key)
+    return out
+
+
+def generate(work: Path) -> None:
+    """Generate the mutants and collect the test stats without testing any mutant: ``mutmut run``
+    with a name that matches no mutant does both, then stops (with an assertion error)."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    cmd = [shutil.which("mutmut") or "mutmut", "run", "no-such-mutant__mutmut_0"]
+    subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def sample(work: Path, per_package: int, seed: int) -> list[str]:
+    """A uniform random sample of ``per_package`` mutants of each package (all when fewer)."""
+    import random
+
+    rng = random.Random(seed)
+    picked: list[str] = []
+    for package, names in sorted(all_mutants(work).items()):
+        picked += sorted(rng.sample(names, min(per_package, len(names))))
+    return picked
+
+
 def run_mutmut(work: Path, max_children: int, only: Sequence[str]) -> tuple[int, float]:
     """``mutmut run`` in the copy; returns (exit status, wall seconds).
 
@@ -209,15 +243,19 @@ def run_mutmut(work: Path, max_children: int, only: Sequence[str]) -> tuple[int,
     return status, time.perf_counter() - t0
 
 
-def collect(work: Path) -> dict[str, Any]:
-    """Per-module counts and the survivors, read from mutmut's ``.meta`` files."""
+def collect(work: Path, names: Sequence[str] = ()) -> dict[str, Any]:
+    """Per-module counts and the survivors, read from mutmut's ``.meta`` files (only the mutants
+    ``names`` when given, e.g. a sample)."""
     per_module: dict[str, Counter[str]] = {}
     survivors: list[str] = []
+    wanted = set(names)
     for meta in sorted((work / "mutants").rglob("*.py.meta")):
         data = json.loads(meta.read_text())
         module = str(meta.relative_to(work / "mutants")).removesuffix(".meta")
         counts = per_module.setdefault(module, Counter())
         for key, code in data.get("exit_code_by_key", {}).items():
+            if wanted and key not in wanted:
+                continue
             status = STATUS.get(code, f"exit {code}")
             counts[status] += 1
             if status in ("survived", "no tests", "timeout", "suspicious"):
@@ -241,8 +279,9 @@ def kill_rate(counts: Counter[str] | dict[str, int]) -> float:
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
+    what = f"a random sample of {len(result['sample']['mutants'])} mutants" if "sample" in result else "all mutants"
     lines = [
-        f"`{command}` ({result['seconds'] / 60:.0f} min wall, mutmut {result['mutmut']}):",
+        f"`{command}` ({what}, {result['seconds'] / 60:.0f} min wall, mutmut {result['mutmut']}):",
         "",
         "| module | mutants | killed | survived | no tests | timeout | kill rate |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -264,6 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=[], help="mutant name globs, e.g. 'onnxplain.blackbox.lime*'")
     parser.add_argument("--fresh", action="store_true", help="discard earlier results in --work-dir")
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/mutation.json")
+    parser.add_argument(
+        "--sample", type=int, default=0, help="test a uniform random sample of this many mutants per package"
+    )
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of --sample (default 0)")
     parser.add_argument("--replant", action="store_true", help="only re-plant the five issue-22 bugs, one at a time")
     args = parser.parse_args(argv)
     if args.replant:
@@ -282,8 +325,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     work = args.work_dir.resolve()
     build_copy(work, args.fresh)
-    status, seconds = run_mutmut(work, args.max_children, args.only)
-    result = {"mutmut": mutmut_version, "seconds": seconds, "exit_status": status, **collect(work)}
+    names = list(args.only)
+    if args.sample:
+        generate(work)
+        names = sample(work, args.sample, args.sample_seed)
+        print(f"testing a sample of {len(names)} mutants ({args.sample} per package, seed {args.sample_seed})")
+    status, seconds = run_mutmut(work, args.max_children, names)
+    counted = names if args.sample else ()
+    result = {"mutmut": mutmut_version, "seconds": seconds, "exit_status": status, **collect(work, counted)}
+    if args.sample:
+        result["sample"] = {"per_package": args.sample, "seed": args.sample_seed, "mutants": names}
     command = h.command(argv, module="benchmarks.mutation")
     result["command"] = command
     text = markdown(result, command)

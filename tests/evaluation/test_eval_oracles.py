@@ -262,3 +262,60 @@ def test_metric_result_record_is_json_ready() -> None:
     json.dumps(full)
     bare = MetricResult(name="m", score=1, higher_is_better=False).to_dict(with_curves=True)
     assert bare == {"name": "m", "score": 1.0, "higher_is_better": False, "params": {}, "n_queries": 0}
+
+
+# -- agreement between maps ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reduce", "topk_by"), [("mean", "signed"), ("sum", "abs"), ("abs", "signed")])
+def test_agreement_equals_its_definitions(reduce, topk_by) -> None:
+    """Spearman = Pearson of average ranks (scipy), top-k = |T_k(a) ∩ T_k(b)|/k with T_k the k
+    largest (ties by index), cosine = a·b/(‖a‖‖b‖), each per explicand of the reduced maps."""
+    from scipy.stats import spearmanr
+
+    from onnxplain.evaluation import agreement
+
+    rng = np.random.default_rng(3)
+    a = np.round(rng.normal(size=(3, 2, 6, 5)), 1)  # rounded: ties in the ranks
+    b = a + rng.normal(scale=0.8, size=a.shape)
+    res = agreement(a, b, reduce=reduce, fractions=(0.1, 0.5), topk_by=topk_by)
+    assert list(res) == ["spearman", "top10%", "top50%", "cosine"]
+    red = {"mean": lambda m: m.mean(1), "sum": lambda m: m.sum(1), "abs": lambda m: np.abs(m).mean(1)}[reduce]
+    ra, rb = red(a).reshape(3, -1), red(b).reshape(3, -1)
+    np.testing.assert_allclose(res["spearman"].per_image, [spearmanr(u, v).statistic for u, v in zip(ra, rb)],
+                               rtol=1e-12)
+    for key, k in (("top10%", 3), ("top50%", 15)):
+        expected = []
+        for u, v in zip(ra, rb, strict=True):
+            ku, kv = (np.abs(u), np.abs(v)) if topk_by == "abs" else (u, v)
+            expected.append(len(set(descending(ku)[:k]) & set(descending(kv)[:k])) / k)
+        np.testing.assert_allclose(res[key].per_image, expected, rtol=0, atol=1e-15)
+        assert res[key].params == {"reduce": reduce, "n_images": 3, "n_undefined": 0, "k": k, "topk_by": topk_by}
+    cos = [u @ v / np.linalg.norm(u) / np.linalg.norm(v) for u, v in zip(ra, rb, strict=True)]
+    np.testing.assert_allclose(res["cosine"].per_image, cos, rtol=1e-12)
+    for key, r in res.items():
+        assert r.name == key and r.higher_is_better and r.score == pytest.approx(np.mean(r.per_image), rel=1e-12)
+    assert res["cosine"].params == {"reduce": reduce, "n_images": 3, "n_undefined": 0}
+    # one map against a batch, either way round: compared with each map of the batch
+    one = agreement(a[1], b, reduce=reduce, fractions=(0.1,), topk_by=topk_by)
+    other = agreement(b, a[1], reduce=reduce, fractions=(0.1,), topk_by=topk_by)
+    np.testing.assert_allclose(one["cosine"].per_image, [red(a[1:2])[0].ravel() @ v / np.linalg.norm(
+        red(a[1:2])[0]) / np.linalg.norm(v) for v in rb], rtol=1e-12)
+    np.testing.assert_allclose(other["spearman"].per_image, one["spearman"].per_image, rtol=1e-12)
+
+
+def test_agreement_skips_undefined_explicands_in_the_mean() -> None:
+    from onnxplain.evaluation import agreement
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 1, 4, 4))
+    a[1] = 2.0  # constant: no rank correlation; zero: no cosine
+    a[2] = 0.0
+    b = rng.normal(size=(3, 1, 4, 4))
+    res = agreement(a, b)
+    assert np.isnan(res["spearman"].per_image[1:]).all() and res["spearman"].params["n_undefined"] == 2
+    assert res["spearman"].score == pytest.approx(res["spearman"].per_image[0], rel=1e-12)
+    assert np.isnan(res["cosine"].per_image[2]) and res["cosine"].params["n_undefined"] == 1
+    assert res["cosine"].score == pytest.approx(np.mean(res["cosine"].per_image[:2]), rel=1e-12)
+    none = agreement(np.ones((2, 1, 4, 4)), b[:2])
+    assert np.isnan(none["spearman"].score) and none["spearman"].params["n_undefined"] == 2
