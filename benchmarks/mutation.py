@@ -221,7 +221,7 @@ def sample(work: Path, per_package: int, seed: int) -> list[str]:
 
     rng = random.Random(seed)
     picked: list[str] = []
-    for package, names in sorted(all_mutants(work).items()):
+    for _package, names in sorted(all_mutants(work).items()):
         picked += sorted(rng.sample(names, min(per_package, len(names))))
     return picked
 

@@ -282,7 +282,7 @@ def test_agreement_equals_its_definitions(reduce, topk_by) -> None:
     assert list(res) == ["spearman", "top10%", "top50%", "cosine"]
     red = {"mean": lambda m: m.mean(1), "sum": lambda m: m.sum(1), "abs": lambda m: np.abs(m).mean(1)}[reduce]
     ra, rb = red(a).reshape(3, -1), red(b).reshape(3, -1)
-    np.testing.assert_allclose(res["spearman"].per_image, [spearmanr(u, v).statistic for u, v in zip(ra, rb)],
+    np.testing.assert_allclose(res["spearman"].per_image, [spearmanr(u, v).statistic for u, v in zip(ra, rb, strict=True)],
                                rtol=1e-12)
     for key, k in (("top10%", 3), ("top50%", 15)):
         expected = []
