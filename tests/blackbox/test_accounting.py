@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from onnxplain.blackbox import RISE
 from onnxplain.errors import QueryBudgetExceeded
 
 from .conftest import Method, SpyModel, method_params, tanh_scores
@@ -58,3 +59,21 @@ def test_a_budget_one_query_short_is_refused_before_any_query(method: Method, ba
     exact = SpyModel(tanh_scores(method.shape), method.shape, max_queries=needed)
     exp = explainer.explain(exact, x)
     assert exact.n_queries == exp.n_queries == needed
+
+
+@pytest.mark.parametrize(
+    ("batch", "per_call", "sizes"),
+    [
+        # 300 queries = blocks of 64, 64, 64, 64, 44; a call holds ⌊per_call / (64·B)⌋ ≥ 1 blocks per explicand
+        (1, 128, [128, 128, 44]),
+        (2, 256, [256, 256, 88]),
+        (3, 100, [192, 192, 192, 192, 132]),
+        (1, 10_000, [300]),
+    ],
+)
+def test_queries_are_grouped_into_calls_as_documented(batch: int, per_call: int, sizes: list[int]) -> None:
+    shape = (1, 6, 6)
+    model = SpyModel(tanh_scores(shape), shape, batch_size=100_000)
+    x = explicands(shape, batch)
+    RISE(300, grid=3, queries_per_call=per_call).explain(model, x, target=0)
+    assert [len(b) for b in model.batches] == [batch, *sizes]  # f(x) first, then the masked queries
