@@ -1,0 +1,135 @@
+"""Edges of the evaluation metrics found by mutation testing (``benchmarks/mutation.py``): defaults,
+the smallest curves and top-k, clipping, substrates given by name, the completeness record and
+error messages in full."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxplain.errors import InvalidInputError
+from onnxplain.evaluation import (
+    agreement,
+    aopc_deletion,
+    completeness_gap,
+    deletion_auc,
+    infidelity,
+    insertion_auc,
+    random_order_reference,
+)
+from onnxplain.evaluation.ranking import step_counts, trapezoid_auc
+from onnxplain.explanation import Explanation
+from onnxplain.filters import blur
+from onnxplain.models.base import FunctionModel
+
+SHAPE = (2, 4, 4)
+
+
+def linear_model(w: np.ndarray | None = None, **kwargs) -> FunctionModel:
+    w = np.linspace(-1, 1, int(np.prod(SHAPE))) if w is None else w
+
+    def fn(z):
+        s = np.asarray(z, np.float64).reshape(len(z), -1) @ w
+        return np.stack([s, -s, np.tanh(s)], axis=1)
+
+    return FunctionModel(fn, SHAPE, 3, **kwargs)
+
+
+def test_step_counts_and_the_two_point_trapezoid() -> None:
+    np.testing.assert_array_equal(step_counts(10, 3), [0, 3, 6, 9, 10])
+    np.testing.assert_array_equal(step_counts(10, 4, n_points=3), [0, 4, 8])
+    assert step_counts(10, 3).dtype == np.int64
+    with pytest.raises(InvalidInputError, match="^step must be a positive integer"):
+        step_counts(10, 0)
+    assert trapezoid_auc(np.array([1.0, 3.0])) == 2.0  # two points: one trapezoid
+    np.testing.assert_allclose(trapezoid_auc(np.array([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0]])), [0.5, 1.0])
+    with pytest.raises(InvalidInputError, match="at least two points"):
+        trapezoid_auc(np.array([1.0]))
+
+
+def test_named_blur_substrate_and_replacement_use_the_given_kernel() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((2, *SHAPE)).astype(np.float32)
+    a = rng.normal(size=x.shape)
+    blurred = blur(x, 3, 1.0)
+    for metric in (insertion_auc, deletion_auc):
+        named = metric(linear_model(), x, a, target=0, substrate="blur", blur_size=3, blur_sigma=1.0, step=3)
+        given = metric(linear_model(), x, a, target=0, substrate=blurred, step=3)
+        np.testing.assert_allclose(named.curves, given.curves, rtol=1e-6)
+    positive = linear_model(np.ones(int(np.prod(SHAPE))))  # f(x) > 0, as the normalised AOPC needs
+    named = aopc_deletion(positive, x, a, target=0, replacement="blur", blur_size=3, blur_sigma=1.0)
+    given = aopc_deletion(positive, x, a, target=0, replacement=blurred)
+    np.testing.assert_allclose(named.curves, given.curves, rtol=1e-6)
+
+
+def test_aopc_needs_a_positive_start_not_a_positive_first_deletion() -> None:
+    # f(x) = −1 but f = +1 once the first pixel is gone: the mean start F̄_0 is what must be > 0
+    x = np.ones((1, *SHAPE), np.float32)
+
+    def fn(z):
+        s = np.where(np.asarray(z).reshape(len(z), -1).min(axis=1) > 0, -1.0, 1.0)
+        return np.stack([s, -s], axis=1)
+
+    model = FunctionModel(fn, SHAPE, 2)
+    with pytest.raises(InvalidInputError, match="mean f"):
+        aopc_deletion(model, x, x, target=0)
+    assert aopc_deletion(model, x, x, target=1).score == pytest.approx(1 - np.mean([1] + [-1] * 16))
+
+
+def test_infidelity_defaults_and_clipping_at_the_top() -> None:
+    x = np.full((1, *SHAPE), 0.5, np.float32)
+    res = infidelity(linear_model(), x, x, target=0)
+    assert res.params["n_perturbations"] == 100 and res.params["noise_std"] == 0.2 and res.params["seed"] == 0
+    assert res.params["subset_fraction"] == pytest.approx(1 / 3) and res.params["clip"] == (0.0, 1.0)
+    assert res.n_queries == 1 + 100  # f(x) and the draws (the target is given: no top-class query)
+    # noise_std 3: −σz exceeds 1 for a third of the draws; clipped, a perturbed value never leaves [0, 1]
+    seen: list[np.ndarray] = []
+
+    def fn(z):
+        seen.append(np.asarray(z).copy())
+        s = np.asarray(z, np.float64).reshape(len(z), -1).sum(1)
+        return np.stack([s, -s], axis=1)
+
+    infidelity(FunctionModel(fn, SHAPE, 2), x, x, target=0, noise_std=3.0, n_perturbations=40)
+    values = np.concatenate(seen[1:])
+    assert values.min() >= 0.0 and values.max() <= 1.0 and (values == 1.0).any() and (values == 0.0).any()
+
+
+def test_completeness_record_in_full() -> None:
+    x = np.random.default_rng(1).random((2, *SHAPE)).astype(np.float32)
+    model = linear_model()
+    fx, fb = model(x)[:, 0], model(np.zeros_like(x))[:, 0]
+    exp = Explanation(attributions=x, method="m", target=[0, 0], score=fx, baseline_score=fb)
+    recorded = completeness_gap(exp)
+    gaps = x.reshape(2, -1).sum(1) - (fx - fb)
+    np.testing.assert_allclose(recorded.per_image, gaps, rtol=1e-6)
+    assert recorded.name == "completeness_gap" and recorded.score == pytest.approx(np.abs(gaps).mean(), rel=1e-6)
+    params = dict(recorded.params)
+    np.testing.assert_allclose(params.pop("relative_gap"), np.abs(gaps) / np.abs(fx - fb), rtol=1e-6)
+    np.testing.assert_allclose(params.pop("f_x"), fx)
+    np.testing.assert_allclose(params.pop("f_baseline"), fb)
+    assert params == {"source": "recorded", "baseline": 0.0, "method": "m"}
+    queried = completeness_gap(exp, model, x, baseline=np.zeros(SHAPE, np.float32))
+    assert queried.params["source"] == "model" and queried.params["baseline"] == "array"
+    np.testing.assert_allclose(queried.per_image, gaps, rtol=1e-5)
+
+
+def test_agreement_smallest_top_k_and_messages_in_full() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    res = agreement(a, b, fractions=(0.01,))
+    assert res["top1%"].params["k"] == 1  # round(0.16) = 0 pixels: at least one
+    with pytest.raises(InvalidInputError, match=r"^the maps differ in size: \(4, 4\) vs \(4, 3\)\.$"):
+        agreement(a, b[:, :3])
+    with pytest.raises(InvalidInputError, match=r"^batches of 2 and 3 maps cannot be compared\.$"):
+        agreement(rng.normal(size=(2, 1, 4, 4)), rng.normal(size=(3, 1, 4, 4)))
+
+
+def test_random_reference_refuses_other_metrics_by_name() -> None:
+    model = linear_model()
+    x = np.zeros(SHAPE, np.float32)
+    names = "aopc_deletion, deletion_auc, insertion_auc"
+    with pytest.raises(InvalidInputError, match=rf"^metric must be one of {names}, not 'infidelity'\.$"):
+        random_order_reference("infidelity", model, x)
+    with pytest.raises(InvalidInputError, match=rf"^random_order_reference supports {names} only\.$"):
+        random_order_reference(infidelity, model, x)
