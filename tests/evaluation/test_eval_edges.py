@@ -133,3 +133,31 @@ def test_random_reference_refuses_other_metrics_by_name() -> None:
         random_order_reference("infidelity", model, x)
     with pytest.raises(InvalidInputError, match=rf"^random_order_reference supports {names} only\.$"):
         random_order_reference(infidelity, model, x)
+
+
+def test_one_explicand_with_channel_or_single_plane_maps() -> None:
+    # a single (C,H,W) explicand takes a (C,H,W), (1,H,W) or (H,W) map: the same ranking if the planes agree
+    rng = np.random.default_rng(3)
+    x = rng.random(SHAPE).astype(np.float32)
+    plane = rng.normal(size=SHAPE[1:])
+    positive = linear_model(np.ones(int(np.prod(SHAPE))))
+    ref = aopc_deletion(positive, x, np.stack([plane, plane]), target=0)
+    for a in (plane[None], plane):
+        np.testing.assert_array_equal(aopc_deletion(positive, x, a, target=0).curves, ref.curves)
+    assert ref.params["baseline"] == 0.0 and ref.curves.shape == (1, 17)
+
+
+def test_ranks_follow_pythons_stable_descending_sort_with_many_ties() -> None:
+    from onnxplain.evaluation.ranking import descending_ranks, ranking_keys
+
+    keys = np.random.default_rng(4).integers(0, 4, size=(2, 300)).astype(float)  # long runs of ties
+    ranks = descending_ranks(keys)
+    for row, r in zip(keys, ranks, strict=True):
+        order = sorted(range(300), key=lambda i: -row[i])
+        np.testing.assert_array_equal(r[order], np.arange(300))
+    a = np.random.default_rng(5).normal(size=(2, 3, 4, 4))
+    np.testing.assert_allclose(ranking_keys(a, 3, "pixel", "abs"), np.abs(a).mean(1).reshape(2, -1))
+    np.testing.assert_allclose(ranking_keys(a, 3, "pixel", "sum"), a.sum(1).reshape(2, -1))
+    np.testing.assert_allclose(ranking_keys(a, 3, "dimension", "abs"), np.abs(a).reshape(2, -1))
+    np.testing.assert_allclose(ranking_keys(a[:, :1], 3, "dimension", "sum"),
+                               np.broadcast_to(a[:, :1], a.shape).reshape(2, -1))
