@@ -1,6 +1,6 @@
 """Exact-value oracles: each black-box estimator recomputed in a few lines of plain numpy from the
 paper's formula, on perturbations re-drawn from the method's seed through the public sampling
-API (``NumpyOps().rng(seed, stream, k)`` per block of ``BLOCK`` queries, ``.uniform``,
+API (``NumpyOps().rng(seed, stream, k)`` per block ``k`` of ``block_ranges(n)``, ``.uniform``,
 ``.normal``, ``.bernoulli``/``.integers``, ``.bernoulli_columns``; ``TorchOps("cpu")`` for the
 torch backend, whose streams differ).
 
@@ -24,7 +24,7 @@ import pytest
 from scipy import ndimage
 
 from onnxplain.blackbox import GE, GEEX, LIME, RISE
-from onnxplain.blackbox.sampling import BLOCK, NumpyOps, TorchOps
+from onnxplain.blackbox.sampling import NumpyOps, TorchOps, block_ranges
 
 from .conftest import SpyModel
 
@@ -77,8 +77,8 @@ def gaussian_draws(seed, stream, n, mirror, kind, noise_shape, smoothing, std, b
     used = n - n % 2 if mirror else n
     count = used // 2 if mirror else used  # pairs share one α
     deltas, alphas = [], []
-    for k, lo in enumerate(range(0, used, BLOCK)):
-        m = (min(lo + BLOCK, used) - lo) // (2 if mirror else 1)
+    for k, (lo, hi) in enumerate(block_ranges(used)):
+        m = (hi - lo) // (2 if mirror else 1)
         rng = ops.rng(seed, stream, k)
         u = host(ops.uniform(rng, m))  # one U[0,1) per pair, drawn before the block's noise
         e = host(ops.normal(rng, (m, *noise_shape)))
@@ -185,8 +185,8 @@ def rise_masks(seed: int, n: int, h: int, w: int, s: int, p: float, backend: str
     ops = make_ops(backend)
     ch, cw = -(-h // s), -(-w // s)
     out = []
-    for k, lo in enumerate(range(0, n, BLOCK)):
-        m = min(lo + BLOCK, n) - lo
+    for k, (lo, hi) in enumerate(block_ranges(n)):
+        m = hi - lo
         rng = ops.rng(seed, "rise", k)
         grids = host(ops.bernoulli(rng, p, (m, s, s)))
         dy, dx = host(ops.integers(rng, ch, m)).astype(int), host(ops.integers(rng, cw, m)).astype(int)
@@ -244,8 +244,8 @@ def lime_samples(seed: int, n: int, k: int, backend: str = "numpy") -> np.ndarra
     """The (n, K) binary samples of the seed: Bernoulli(½) columns per block, row 0 all on."""
     ops = make_ops(backend)
     d = np.concatenate(
-        [host(ops.bernoulli_columns(ops.rng(seed, "lime", b), 0.5, min(lo + BLOCK, n) - lo, k))
-         for b, lo in enumerate(range(0, n, BLOCK))]
+        [host(ops.bernoulli_columns(ops.rng(seed, "lime", b), 0.5, hi - lo, k))
+         for b, (lo, hi) in enumerate(block_ranges(n))]
     )
     d[0] = 1.0
     return d

@@ -99,3 +99,12 @@ def test_a_bad_setting_is_refused_by_name(cls, kwargs, name) -> None:
         return
     with pytest.raises(InvalidInputError, match=f"^{re.escape(name)} must"):
         cls(**kwargs)
+
+
+def test_rise_grid_may_equal_the_image_side_but_not_exceed_it() -> None:
+    shape = (1, 6, 8)
+    x = np.zeros(shape, np.float32)
+    exp = RISE(8, grid=6).explain(SpyModel(tanh_scores(shape), shape), x, target=0)
+    assert exp.attributions.shape == shape
+    with pytest.raises(InvalidInputError, match=r"^grid 7 is finer than the 6×8 image\.$"):
+        RISE(8, grid=7).explain(SpyModel(tanh_scores(shape), shape), x, target=0)
