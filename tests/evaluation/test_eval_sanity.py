@@ -66,9 +66,11 @@ def test_gradient_maps_change_when_weights_are_destroyed(check):
     assert res.whitebox.score < 0.8
 
 
-def test_a_model_independent_map_fails_the_check():
+def test_a_model_independent_map_fails_the_check(tmp_path):
     x = np.random.default_rng(0).uniform(size=(1, 1, 8, 8)).astype(np.float32)
-    res = randomisation_check(_net(), x, blackbox=InputAsMap(), whitebox=InputAsMap(), layers=["3"])
+    res = randomisation_check(_net(), x, blackbox=InputAsMap(), whitebox=InputAsMap(), layers=["3"], work_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["randomised_00.onnx", "randomised_01.onnx"]
+    assert res.blackbox.name == "randomisation_spearman[input]"
     np.testing.assert_allclose(res.blackbox.curve, 1.0)
     np.testing.assert_allclose(res.whitebox.curve, 1.0)
     assert res.blackbox.score == pytest.approx(1.0)
@@ -86,3 +88,38 @@ def test_randomisation_errors():
         randomisation_check(torch.nn.ReLU(), x, blackbox=InputAsMap(), whitebox=InputAsMap())
     with pytest.raises(InvalidInputError, match="x must be"):
         randomisation_check(_net(), np.zeros(5), blackbox=InputAsMap(), whitebox=InputAsMap())
+
+
+def test_the_recorded_protocol(check):
+    res, x, *_ = check
+    for r in (res.blackbox, res.whitebox):
+        assert set(r.params) == {"layers", "seed", "reduce", "output", "targets"}
+        assert (r.params["layers"], r.params["seed"], r.params["reduce"], r.params["output"]) == (["3", "0"], 3, "mean", "probs")
+        np.testing.assert_array_equal(r.params["targets"], res.predictions[:, 0])
+        np.testing.assert_allclose(r.per_image, r.curves[:, 1:].mean(axis=1))
+        assert r.score == pytest.approx(r.curve[1:].mean())
+    for curve in res.abs_curves.values():  # the same correlations on |map|: 1 for the trained model
+        assert curve.shape == (3,) and curve[0] == pytest.approx(1.0)
+    # the signed and absolute correlations differ once the maps change sign
+    assert not np.allclose(res.abs_curves["whitebox"], res.whitebox.curve)
+
+
+def test_layers_are_re_initialised_from_the_generator():
+    from onnxplain.evaluation.sanity import _randomise_layer
+
+    linear = torch.nn.Linear(16, 3)
+    _randomise_layer(linear, torch.Generator().manual_seed(0))
+    bound = 1 / 4  # 1/√fan_in
+    for p in (linear.weight, linear.bias):
+        assert p.abs().max() <= bound and p.abs().max() > 0.5 * bound and p.std() > 0.1 * bound
+    again = torch.nn.Linear(16, 3)
+    _randomise_layer(again, torch.Generator().manual_seed(0))
+    assert torch.equal(again.weight, linear.weight)
+    norm = torch.nn.BatchNorm2d(64)
+    with torch.no_grad():
+        norm.weight.copy_(torch.linspace(1.0, 3.0, 64))
+    _randomise_layer(norm, torch.Generator().manual_seed(1))
+    w = norm.weight.detach().double()
+    # N(mean, std²) of the trained values: mean 2, std 0.59; a zero-spread bias gets std 1
+    assert abs(w.mean() - 2.0) < 0.3 and 0.4 < w.std() < 0.8 and not torch.allclose(w, torch.linspace(1.0, 3.0, 64).double())
+    assert 0.7 < norm.bias.detach().double().std() < 1.3
