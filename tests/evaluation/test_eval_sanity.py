@@ -22,6 +22,13 @@ class InputAsMap:
         return Explanation(attributions=x.copy(), method="input", target=np.zeros(len(x), int), score=np.zeros(len(x)))
 
 
+class UnnamedMap:
+    """The same without a ``name`` attribute: its results are named after its class."""
+
+    def explain(self, model, x, target=None):
+        return InputAsMap().explain(model, x, target)
+
+
 def _net():
     gen = torch.Generator().manual_seed(0)
     net = torch.nn.Sequential(
@@ -68,9 +75,10 @@ def test_gradient_maps_change_when_weights_are_destroyed(check):
 
 def test_a_model_independent_map_fails_the_check(tmp_path):
     x = np.random.default_rng(0).uniform(size=(1, 1, 8, 8)).astype(np.float32)
-    res = randomisation_check(_net(), x, blackbox=InputAsMap(), whitebox=InputAsMap(), layers=["3"], work_dir=tmp_path)
+    res = randomisation_check(_net(), x, blackbox=InputAsMap(), whitebox=UnnamedMap(), layers=["3"], work_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["randomised_00.onnx", "randomised_01.onnx"]
     assert res.blackbox.name == "randomisation_spearman[input]"
+    assert res.whitebox.name == "randomisation_spearman[UnnamedMap]"
     np.testing.assert_allclose(res.blackbox.curve, 1.0)
     np.testing.assert_allclose(res.whitebox.curve, 1.0)
     assert res.blackbox.score == pytest.approx(1.0)
@@ -98,6 +106,7 @@ def test_the_recorded_protocol(check):
         np.testing.assert_array_equal(r.params["targets"], res.predictions[:, 0])
         np.testing.assert_allclose(r.per_image, r.curves[:, 1:].mean(axis=1))
         assert r.score == pytest.approx(r.curve[1:].mean())
+    assert set(res.abs_curves) == {"blackbox", "whitebox"}
     for curve in res.abs_curves.values():  # the same correlations on |map|: 1 for the trained model
         assert curve.shape == (3,) and curve[0] == pytest.approx(1.0)
     # the signed and absolute correlations differ once the maps change sign
