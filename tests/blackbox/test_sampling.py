@@ -68,3 +68,14 @@ def test_numpy_normals_are_standard_normal_and_seeded():
     n = flat.size - half
     assert abs(np.corrcoef(flat[:n], flat[half : half + n])[0, 1]) < 0.015
     np.testing.assert_array_equal(z, ops.normal(np.random.default_rng(0), (301, 3, 17, 19)))
+
+
+def test_numpy_normals_are_the_documented_box_muller_of_float32_uniforms() -> None:
+    # z₁ = r cos θ, z₂ = r sin θ, r = √(−2 ln(1 − u₁)), θ = 2π u₂, from 2⌈n/2⌉ float32 uniforms
+    # (first half u₁, second half u₂): the stream is part of the contract (seeded maps are reproducible)
+    n = 35
+    u = np.random.default_rng(5).random(36, dtype=np.float32).astype(np.float64)
+    r, theta = np.sqrt(-2 * np.log(1 - u[:18])), 2 * np.pi * u[18:]
+    expected = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n].reshape(5, 7)
+    z = NumpyOps().normal(np.random.default_rng(5), (5, 7))
+    np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-6)

@@ -161,3 +161,19 @@ def test_ranks_follow_pythons_stable_descending_sort_with_many_ties() -> None:
     np.testing.assert_allclose(ranking_keys(a, 3, "dimension", "abs"), np.abs(a).reshape(2, -1))
     np.testing.assert_allclose(ranking_keys(a[:, :1], 3, "dimension", "sum"),
                                np.broadcast_to(a[:, :1], a.shape).reshape(2, -1))
+
+
+def test_reduce_maps_shapes_and_default() -> None:
+    from onnxplain.evaluation.agreement import reduce_maps
+
+    a = np.random.default_rng(6).normal(size=(2, 3, 4, 5))
+    np.testing.assert_allclose(reduce_maps(a), a.mean(1))  # signed channel mean by default
+    np.testing.assert_allclose(reduce_maps(a[0]), a[:1].mean(1))
+    np.testing.assert_allclose(reduce_maps(a[0, 0]), a[:1, 0])
+    np.testing.assert_allclose(reduce_maps(a, "sum"), a.sum(1))
+    np.testing.assert_allclose(reduce_maps(a, "abs"), np.abs(a).mean(1))
+    exp = Explanation(attributions=a[0].astype(np.float32), method="m", target=0, score=1.0)
+    np.testing.assert_allclose(reduce_maps(exp), a[:1].mean(1), rtol=1e-6)
+    np.testing.assert_allclose(reduce_maps(exp, "abs"), np.abs(a[:1]).mean(1), rtol=1e-6)
+    with pytest.raises(InvalidInputError, match=r"^a map must be \(H,W\), \(C,H,W\) or \(B,C,H,W\)"):
+        reduce_maps(np.zeros((1, 1, 1, 2, 2)))
