@@ -77,3 +77,20 @@ def test_queries_are_grouped_into_calls_as_documented(batch: int, per_call: int,
     x = explicands(shape, batch)
     RISE(300, grid=3, queries_per_call=per_call).explain(model, x, target=0)
     assert [len(b) for b in model.batches] == [batch, *sizes]  # f(x) first, then the masked queries
+
+
+@pytest.mark.parametrize("method", method_params())
+def test_wall_and_model_seconds_are_measured_around_the_call(method: Method) -> None:
+    import time
+
+    def slow(rows: np.ndarray) -> np.ndarray:
+        time.sleep(0.003)  # per model call
+        return tanh_scores(method.shape)(rows)
+
+    model = SpyModel(slow, method.shape)
+    model.model_seconds = 5.0  # time spent before this explanation is not counted
+    t0 = time.perf_counter()
+    exp = method.make(130, queries_per_call=64).explain(model, explicands(method.shape, None), target=0)
+    wall = time.perf_counter() - t0
+    calls = len(model.batches)
+    assert 0.003 * calls <= exp.model_seconds <= exp.seconds <= wall
