@@ -215,3 +215,13 @@ def test_a_batch_of_mixed_segmentations_equals_each_explicand_alone(backend: str
         single = alone.explain(model, xs[i], target=[0, 1, 0, 1][i])
         np.testing.assert_array_equal(batch.attributions[i], single.attributions)
         assert batch.diagnostics["r2"][i] == single.diagnostics["r2"]
+
+
+def test_slic_on_a_greyscale_image_uses_the_greyscale_compactness():
+    from skimage.segmentation import slic
+
+    grey = np.random.default_rng(9).random((1, 32, 32)).astype(np.float32)
+    labels, k = LIME(segmentation="slic", n_segments=12).segment(grey)
+    expected = slic(grey[0].astype(np.float64), n_segments=12, compactness=0.1, start_label=0, channel_axis=None)
+    np.testing.assert_array_equal(labels, relabel(expected)[0])
+    assert k == len(np.unique(expected))
