@@ -9,14 +9,18 @@ Tool: `mutmut <https://github.com/boxed/mutmut>`_ 3 (pure Python, installs witho
 numpy/torch/onnxruntime; ``pip install -e ".[bench]"``). It mutates functions and methods
 (module-level constants are not mutated), records during one instrumented run of the selected tests
 which tests reach each function, and runs each mutant against **only those tests**, forked from
-a warm process, stopping at the first failure (``-x``).
+a warm server process (``forkserver``: torch and ONNX Runtime thread pools do not survive a
+plain fork), stopping at the first failure (``-x``).
 
 Scope, to stay tractable on 2 shared cores:
 
 - mutated: every module of ``onnxplain/blackbox/`` and ``onnxplain/evaluation/`` (``--only`` narrows);
 - tests: ``tests/blackbox`` and ``tests/evaluation`` only (the directories that exercise those
   packages; the CLI, report and distributed tests reach them only through these). Tests that
-  spawn a subprocess (``test_import_does_not_load_torch``) cannot see a mutant and are left out;
+  spawn a subprocess (``test_import_does_not_load_torch``) cannot see a mutant and are left out,
+  and so are the self-comparisons and the slow demo-CNN statistic (``EXCLUDED_TESTS``);
+- ``--sample N``: a uniform random sample of N mutants per package (seeded), when the full run
+  (4237 mutants, hours on 2 cores) does not fit;
 - the copy is built in ``--work-dir`` (src/, the two test directories, pyproject.toml with a
   ``[tool.mutmut]`` section), never in the repository; mutmut keeps its results there, so a
   re-run only tests the mutants it has not tried yet (``--fresh`` starts over).
@@ -27,7 +31,7 @@ one: it takes hours, not minutes. The exact command and the numbers it printed a
 ``benchmarks/results/mutation.json``.
 
     python -m benchmarks.mutation --work-dir /tmp/onnxplain-mutation [--max-children 2]
-        [--only 'onnxplain.blackbox.lime*'] [--fresh] [--no-save]
+        [--sample 200 [--sample-seed 0]] [--only 'onnxplain.blackbox.lime*'] [--fresh] [--no-save]
     python -m benchmarks.mutation --work-dir /tmp/onnxplain-mutation --replant
 
 ``--replant`` re-plants the five bugs of issue 22 that survived the suite before (``PLANTED``),
