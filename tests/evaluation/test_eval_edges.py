@@ -177,3 +177,30 @@ def test_reduce_maps_shapes_and_default() -> None:
     np.testing.assert_allclose(reduce_maps(exp, "abs"), np.abs(a[:1]).mean(1), rtol=1e-6)
     with pytest.raises(InvalidInputError, match=r"^a map must be \(H,W\), \(C,H,W\) or \(B,C,H,W\)"):
         reduce_maps(np.zeros((1, 1, 1, 2, 2)))
+
+
+def test_small_maps_and_degenerate_inputs() -> None:
+    import warnings
+
+    rng = np.random.default_rng(7)
+    a, b = 0.01 * rng.normal(size=(2, 1, 4, 4)), 0.01 * rng.normal(size=(2, 1, 4, 4))  # ‖a‖·‖b‖ < 1
+    cos = agreement(a, b)["cosine"].per_image
+    u, v = a.reshape(2, -1), b.reshape(2, -1)
+    np.testing.assert_allclose(cos, (u * v).sum(1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1))
+    # a zero map: β = 0 (no division by zero), infidelity = mean Δ²
+    x = np.full((1, *SHAPE), 0.5, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = infidelity(linear_model(), x, np.zeros_like(x), target=0, n_perturbations=10)
+        assert res.params["beta"][0] == 0.0 and np.isfinite(res.score) and res.score > 0
+        # f(x) = f(x̂) and Σξ = 0: a zero gap, and a relative gap of 0/0 = NaN without a warning
+        exp = Explanation(attributions=np.zeros(SHAPE, np.float32), method="m", target=0, score=0.3,
+                          baseline_score=0.3)
+        gap = completeness_gap(exp)
+        assert gap.score == 0.0 and np.isnan(gap.params["relative_gap"][0])
+    with pytest.raises(InvalidInputError, match=r"^the explicand contains NaN or infinite values\.$"):
+        infidelity(linear_model(), np.full(SHAPE, np.nan, np.float32), np.zeros(SHAPE))
+    negative = FunctionModel(lambda z: -np.ones((len(z), 2)), SHAPE, 2)
+    message = r"^normalised AOPC divides by the mean f\(x\), which is not positive; score a model with output='probs'\.$"
+    with pytest.raises(InvalidInputError, match=message):
+        aopc_deletion(negative, np.ones(SHAPE, np.float32), np.ones(SHAPE), target=0)

@@ -109,6 +109,10 @@ def check_recorded_protocol(res):
         np.testing.assert_array_equal(r.params["targets"], res.predictions[:, 0])
         np.testing.assert_allclose(r.per_image, r.curves[:, 1:].mean(axis=1))
         assert r.score == pytest.approx(r.curve[1:].mean())
+    assert res.table() == [
+        {"layer": name, "blackbox_spearman": float(b), "whitebox_spearman": float(w)}
+        for name, b, w in zip(["(trained)", "3", "0"], res.blackbox.curve, res.whitebox.curve, strict=True)
+    ]
     assert set(res.abs_curves) == {"blackbox", "whitebox"}
     for curve in res.abs_curves.values():  # the same correlations on |map|: 1 for the trained model
         assert curve.shape == (3,) and curve[0] == pytest.approx(1.0)
