@@ -225,3 +225,23 @@ def test_slic_on_a_greyscale_image_uses_the_greyscale_compactness():
     expected = slic(grey[0].astype(np.float64), n_segments=12, compactness=0.1, start_label=0, channel_axis=None)
     np.testing.assert_array_equal(labels, relabel(expected)[0])
     assert k == len(np.unique(expected))
+
+
+def test_auto_segmentation_and_quickshift_on_the_image_in_unit_range():
+    from skimage.segmentation import quickshift
+
+    rng = np.random.default_rng(10)
+    quadrants = np.kron(rng.random((3, 2, 2)), np.ones((32, 32)))
+    colour = (0.2 + 0.5 * quadrants + 0.05 * rng.random((3, 64, 64))).astype(np.float32)  # within [0.2, 0.75]
+    labels, k = LIME(seed=3).segment(colour)  # auto: a colour image with both sides ≥ 64
+    hwc = np.moveaxis(colour, 0, -1).astype(np.float64)
+    expected, k_expected = relabel(quickshift(hwc, kernel_size=4, max_dist=200, ratio=0.2, rng=3))
+    np.testing.assert_array_equal(labels, expected)
+    assert k == k_expected
+    # outside [0, 1] (e.g. normalised units) the image is min-max scaled first: same as its scaled copy
+    scaled = (colour - colour.min()) / (colour.max() - colour.min())
+    np.testing.assert_array_equal(LIME(seed=3).segment(4 * colour - 2)[0], LIME(seed=3).segment(scaled)[0])
+    # small colour images and large greyscale ones get the grid
+    for shape in ((3, 28, 28), (1, 64, 64)):
+        assert LIME().describe_segmentation(*shape) == "grid(7x7)"
+        assert LIME().segment(rng.random(shape).astype(np.float32))[1] == 49
