@@ -94,3 +94,15 @@ def test_wall_and_model_seconds_are_measured_around_the_call(method: Method) -> 
     wall = time.perf_counter() - t0
     calls = len(model.batches)
     assert 0.003 * calls <= exp.model_seconds <= exp.seconds <= wall
+
+
+@pytest.mark.parametrize("method", method_params())
+def test_common_options_are_kept_and_queries_per_call_is_honoured(method: Method) -> None:
+    explainer = method.make(200, seed=4, queries_per_call=64, array_backend="numpy")
+    assert (explainer.seed, explainer.queries_per_call, explainer.array_backend) == (4, 64, "numpy")
+    assert explainer.budget == 200
+    model = SpyModel(tanh_scores(method.shape), method.shape, batch_size=100_000)
+    exp = explainer.explain(model, explicands(method.shape, None), target=0)
+    sizes = [len(b) for b in model.batches]
+    assert max(sizes) <= 64 and sum(sizes) == exp.n_queries
+    assert exp.params["seed"] == 4 and exp.params["array_backend"] == "numpy"

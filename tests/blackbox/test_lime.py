@@ -228,9 +228,8 @@ def test_slic_on_a_greyscale_image_uses_the_greyscale_compactness():
 
 
 def test_auto_segmentation_and_quickshift_on_the_image_in_unit_range():
-    from skimage.segmentation import quickshift
-
     from scipy import ndimage
+    from skimage.segmentation import quickshift
 
     rng = np.random.default_rng(10)
     # a smooth texture within [0.58, 0.87]: its quickshift labels change if it were stretched to [0, 1]

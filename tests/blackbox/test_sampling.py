@@ -79,3 +79,14 @@ def test_numpy_normals_are_the_documented_box_muller_of_float32_uniforms() -> No
     expected = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n].reshape(5, 7)
     z = NumpyOps().normal(np.random.default_rng(5), (5, 7))
     np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_ops_defaults_and_host_conversions() -> None:
+    torch = pytest.importorskip("torch")
+    ops = TorchOps()
+    assert ops.device == torch.device("cpu") and ops.name == "torch"
+    np.testing.assert_array_equal(ops.to_numpy(np.arange(3)), [0, 1, 2])  # host arrays pass through
+    np.testing.assert_array_equal(ops.to_numpy(torch.arange(3)), [0, 1, 2])
+    t = ops.asarray(np.broadcast_to(np.float32(2.0), (2, 2)))  # read-only input
+    assert t.dtype == torch.float32 and t.device == torch.device("cpu") and float(t.sum()) == 8.0
+    assert ops.asarray(t, np.float64).dtype == torch.float64 and ops.to64([1, 2]).dtype == torch.float64
