@@ -108,3 +108,30 @@ def test_rise_grid_may_equal_the_image_side_but_not_exceed_it() -> None:
     assert exp.attributions.shape == shape
     with pytest.raises(InvalidInputError, match=r"^grid 7 is finer than the 6×8 image\.$"):
         RISE(8, grid=7).explain(SpyModel(tanh_scores(shape), shape), x, target=0)
+
+
+def test_diagnostics_are_scalars_for_one_explicand_and_arrays_for_a_batch() -> None:
+    shape = (1, 8, 8)
+    xs = np.random.default_rng(1).random((2, *shape)).astype(np.float32)
+    lime = LIME(64, segmentation="grid", n_segments=4)
+    one = lime.explain(SpyModel(tanh_scores(shape), shape), xs[0], target=0)
+    assert all(isinstance(v, (int, float)) for v in one.diagnostics.values()) and one.diagnostics["n_segments"] == 4
+    batch = lime.explain(SpyModel(tanh_scores(shape), shape), xs, target=0)
+    assert all(v.shape == (2,) for v in batch.diagnostics.values())
+    assert batch.diagnostics["r2"][0] == one.diagnostics["r2"]
+
+
+def test_non_finite_scores_of_a_plain_query_model_are_refused() -> None:
+    from onnxplain.errors import NonFiniteOutputError
+
+    class Plain:  # a QueryModel without the instrumented base's own checks
+        input_shape = (1, 4, 4)
+        num_classes = 2
+
+        def __call__(self, batch):
+            rows = np.asarray(batch, np.float64).reshape(len(batch), -1)
+            v = np.where(np.abs(rows).max(1) > 1.5, np.nan, rows.sum(1))
+            return np.stack([v, -v], axis=1)
+
+    with pytest.raises(NonFiniteOutputError, match="^the model returned non-finite scores for some perturbed queries"):
+        GEEX(64, sigma=1.0).explain(Plain(), np.full((1, 4, 4), 0.5, np.float32), target=0)

@@ -23,9 +23,14 @@ class InputAsMap:
 
 
 class UnnamedMap:
-    """The same without a ``name`` attribute: its results are named after its class."""
+    """The same without a ``name`` attribute (its results are named after its class); it records
+    the target it is asked for and the output layer's weights of the module it is given."""
+
+    def __init__(self):
+        self.seen = []
 
     def explain(self, model, x, target=None):
+        self.seen.append((target, model[3].weight.detach().clone()))
         return InputAsMap().explain(model, x, target)
 
 
@@ -78,13 +83,21 @@ def test_gradient_maps_change_when_weights_are_destroyed(check):
 
 def test_a_model_independent_map_fails_the_check(tmp_path):
     x = np.random.default_rng(0).uniform(size=(1, 1, 8, 8)).astype(np.float32)
-    res = randomisation_check(_net(), x, blackbox=InputAsMap(), whitebox=UnnamedMap(), layers=["3"], work_dir=tmp_path)
+    whitebox = UnnamedMap()
+    res = randomisation_check(_net(), x, blackbox=InputAsMap(), whitebox=whitebox, layers=["3"], work_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["randomised_00.onnx", "randomised_01.onnx"]
     assert res.blackbox.name == "randomisation_spearman[input]"
     assert res.whitebox.name == "randomisation_spearman[UnnamedMap]"
     np.testing.assert_allclose(res.blackbox.curve, 1.0)
     np.testing.assert_allclose(res.whitebox.curve, 1.0)
     assert res.blackbox.score == pytest.approx(1.0)
+    # every step explains the trained model's class; the output layer is re-drawn from the seed's generator
+    from onnxplain.evaluation.sanity import _randomise_layer
+
+    assert [np.asarray(t).tolist() for t, _ in whitebox.seen] == [res.predictions[:, 0].tolist()] * 2
+    expected = _net()[3]
+    _randomise_layer(expected, torch.Generator().manual_seed(0))
+    assert torch.equal(whitebox.seen[0][1], _net()[3].weight) and torch.equal(whitebox.seen[1][1], expected.weight)
 
 
 def test_randomisation_errors():
