@@ -135,3 +135,11 @@ def test_non_finite_scores_of_a_plain_query_model_are_refused() -> None:
 
     with pytest.raises(NonFiniteOutputError, match="^the model returned non-finite scores for some perturbed queries"):
         GEEX(64, sigma=1.0).explain(Plain(), np.full((1, 4, 4), 0.5, np.float32), target=0)
+
+
+def test_non_finite_explicands_are_refused_before_any_query() -> None:
+    shape = (1, 4, 4)
+    model = SpyModel(tanh_scores(shape), shape)
+    with pytest.raises(InvalidInputError, match=r"^the explicand holds NaN or infinite values\.$"):
+        RISE(8, grid=2).explain(model, np.full(shape, np.inf, np.float32))
+    assert model.n_queries == 0
