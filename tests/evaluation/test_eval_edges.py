@@ -204,3 +204,6 @@ def test_small_maps_and_degenerate_inputs() -> None:
     message = r"^normalised AOPC divides by the mean f\(x\), which is not positive; score a model with output='probs'\.$"
     with pytest.raises(InvalidInputError, match=message):
         aopc_deletion(negative, np.ones(SHAPE, np.float32), np.ones(SHAPE), target=0)
+    message = r"^per-image AOPC divides by f\(x\), which is not positive for some explicand; score a model with output='probs'\.$"
+    with pytest.raises(InvalidInputError, match=message):
+        aopc_deletion(negative, np.ones(SHAPE, np.float32), np.ones(SHAPE), target=0, aggregate="images")
