@@ -215,3 +215,34 @@ def test_a_batch_of_mixed_segmentations_equals_each_explicand_alone(backend: str
         single = alone.explain(model, xs[i], target=[0, 1, 0, 1][i])
         np.testing.assert_array_equal(batch.attributions[i], single.attributions)
         assert batch.diagnostics["r2"][i] == single.diagnostics["r2"]
+
+
+def test_slic_on_a_greyscale_image_uses_the_greyscale_compactness():
+    from skimage.segmentation import slic
+
+    grey = np.random.default_rng(9).random((1, 32, 32)).astype(np.float32)
+    labels, k = LIME(segmentation="slic", n_segments=12).segment(grey)
+    expected = slic(grey[0].astype(np.float64), n_segments=12, compactness=0.1, start_label=0, channel_axis=None)
+    np.testing.assert_array_equal(labels, relabel(expected)[0])
+    assert k == len(np.unique(expected))
+
+
+def test_auto_segmentation_and_quickshift_on_the_image_in_unit_range():
+    from scipy import ndimage
+    from skimage.segmentation import quickshift
+
+    rng = np.random.default_rng(10)
+    # a smooth texture within [0.58, 0.87]: its quickshift labels change if it were stretched to [0, 1]
+    colour = (0.3 + 0.9 * ndimage.gaussian_filter(rng.random((3, 64, 64)), (0, 2, 2))).astype(np.float32)
+    labels, k = LIME(seed=3).segment(colour)  # auto: a colour image with both sides ≥ 64
+    hwc = np.moveaxis(colour, 0, -1).astype(np.float64)
+    expected, k_expected = relabel(quickshift(hwc, kernel_size=4, max_dist=200, ratio=0.2, rng=3))
+    np.testing.assert_array_equal(labels, expected)
+    assert k == k_expected
+    # outside [0, 1] (e.g. normalised units) the image is min-max scaled first: same as its scaled copy
+    scaled = (colour - colour.min()) / (colour.max() - colour.min())
+    np.testing.assert_array_equal(LIME(seed=3).segment(4 * colour - 2)[0], LIME(seed=3).segment(scaled)[0])
+    # small colour images and large greyscale ones get the grid
+    for shape in ((3, 28, 28), (1, 64, 64)):
+        assert LIME().describe_segmentation(*shape) == "grid(7x7)"
+        assert LIME().segment(rng.random(shape).astype(np.float32))[1] == 49

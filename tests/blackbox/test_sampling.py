@@ -74,3 +74,25 @@ def test_every_method_has_its_own_random_stream() -> None:
     from onnxplain.blackbox.sampling import STREAMS
 
     assert len(set(STREAMS.values())) == len(STREAMS), f"two methods share a stream number: {STREAMS}"
+
+
+def test_numpy_normals_are_the_documented_box_muller_of_float32_uniforms() -> None:
+    # z₁ = r cos θ, z₂ = r sin θ, r = √(−2 ln(1 − u₁)), θ = 2π u₂, from 2⌈n/2⌉ float32 uniforms
+    # (first half u₁, second half u₂): the stream is part of the contract (seeded maps are reproducible)
+    n = 35
+    u = np.random.default_rng(5).random(36, dtype=np.float32).astype(np.float64)
+    r, theta = np.sqrt(-2 * np.log(1 - u[:18])), 2 * np.pi * u[18:]
+    expected = np.concatenate([r * np.cos(theta), r * np.sin(theta)])[:n].reshape(5, 7)
+    z = NumpyOps().normal(np.random.default_rng(5), (5, 7))
+    np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_ops_defaults_and_host_conversions() -> None:
+    torch = pytest.importorskip("torch")
+    ops = TorchOps()
+    assert ops.device == torch.device("cpu") and ops.name == "torch"
+    np.testing.assert_array_equal(ops.to_numpy(np.arange(3)), [0, 1, 2])  # host arrays pass through
+    np.testing.assert_array_equal(ops.to_numpy(torch.arange(3)), [0, 1, 2])
+    t = ops.asarray(np.broadcast_to(np.float32(2.0), (2, 2)))  # read-only input
+    assert t.dtype == torch.float32 and t.device == torch.device("cpu") and float(t.sum()) == 8.0
+    assert ops.asarray(t, np.float64).dtype == torch.float64 and ops.to64([1, 2]).dtype == torch.float64

@@ -85,3 +85,21 @@ def test_maps_are_identical_with_and_without_the_helper_thread(name: str, prefet
         if forced:  # the first call is built in turn (and timed), the rest on the helper
             assert builders[0] == threading.main_thread().name and len(helpers) == len(builders) - 1
     np.testing.assert_array_equal(maps[False], maps[True])
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["in-turn", "prefetch"])
+def test_at_most_two_calls_worth_of_queries_are_held(forced: bool, prefetch, monkeypatch) -> None:
+    """Memory does not grow with the budget: the calls' queries are written into two reused buffers."""
+    made: list[streaming._Calls] = []
+    original = streaming._Calls.__init__
+
+    def spy(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(streaming._Calls, "__init__", spy)
+    prefetch(forced)
+    x = np.random.default_rng(2).random((1, 1, 12, 12)).astype(np.float32)
+    GEEX(n_queries=640, seed=1, queries_per_call=64).explain(TanhModel(), x, target=0)  # 10 calls of 64
+    assert len(made) == 1 and len(made[0].groups) == 10
+    assert len(made[0].buffers) == 2
