@@ -103,6 +103,32 @@ def check_odd_kernel(name: str, size: Any, sigma: Any) -> tuple[int, float]:
     return size, check_positive_float(f"{name} sigma", sigma)
 
 
+def check_float_array(name: str, value: Any, dtype: Any = np.float32) -> np.ndarray:
+    """A floating-point array (numpy, CPU or CUDA torch tensor, nested sequences of floats) as ``dtype``.
+
+    Floats of any precision are accepted and converted. Integer, boolean, complex, string and
+    object arrays are refused: explicands are real pixel values, and an integer image is ambiguous
+    (0–255 grey levels or 0/1 values?), so converting it silently would explain another image
+    than the one meant. The shape is the caller's to check.
+    """
+    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):  # a torch tensor
+        if not value.is_floating_point():
+            raise InvalidInputError(_not_float(name, str(value.dtype).replace("torch.", "")))
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a floating-point array, got {type(value).__name__}.") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InvalidInputError(_not_float(name, arr.dtype.name))
+    return arr.astype(dtype, copy=False)
+
+
+def _not_float(name: str, dtype: str) -> str:
+    hint = " (scale integer pixels yourself, e.g. x.astype(np.float32) / 255)" if "int" in dtype else ""
+    return f"{name} must be a floating-point array (float16/32/64), got dtype {dtype}{hint}."
+
+
 def check_targets(target: Any, n: int, num_classes: int | None = None) -> np.ndarray | None:
     """Explicit targets as an (n,) int64 array: an int for every explicand or one per explicand.
 

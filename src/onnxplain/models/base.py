@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from onnxplain.checks import check_choice, check_targets
+from onnxplain.checks import check_choice, check_float_array, check_targets
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
 from onnxplain.models.heads import (
     HEADS,
@@ -126,8 +126,11 @@ def check_budget(model: QueryModel, needed: int) -> None:
 
 
 def as_batch(x: Any, input_shape: Sequence[int]) -> tuple[np.ndarray, bool]:
-    """Return ``(batch, single)``: ``x`` as a float32 (B, *input_shape) array, and whether it was one sample."""
-    arr = np.asarray(x, dtype=np.float32)
+    """Return ``(batch, single)``: ``x`` as a float32 (B, *input_shape) array, and whether it was one sample.
+
+    ``x`` must be a floating-point array (:func:`~onnxplain.checks.check_float_array`).
+    """
+    arr = check_float_array("the explicand", x)
     shape = tuple(input_shape)
     if arr.shape == shape:
         return arr[None], True
@@ -264,9 +267,12 @@ class BaseQueryModel:
 
     # -- the door -------------------------------------------------------------------------------
     def check_input(self, batch: Any) -> Any:
-        """Shape-check a batch; numpy input becomes float32, device tensors pass through."""
+        """Shape-check a batch; floating numpy input becomes float32, floating device tensors pass
+        through, anything else (integers, strings, …) is refused (:func:`~onnxplain.checks.check_float_array`)."""
         if not hasattr(batch, "__dlpack__") or isinstance(batch, np.ndarray):
-            batch = np.asarray(batch, dtype=np.float32)
+            batch = check_float_array("a query batch", batch)
+        elif not batch.is_floating_point():
+            raise InvalidInputError(f"a query batch must be a floating-point tensor, got {batch.dtype}.")
         shape = tuple(batch.shape)
         if len(shape) != len(self.input_shape) + 1 or shape[1:] != self.input_shape:
             raise InvalidInputError(
