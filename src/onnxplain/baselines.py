@@ -135,6 +135,12 @@ class Baseline:
             )
         return np.broadcast_to(arr, shape)
 
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Refuse an array baseline that does not fit explicands of (B,C,H,W) ``shape`` (no work
+        done: for methods that resolve the baseline only after their first forward)."""
+        if self.kind == "array":
+            self._array_for(tuple(shape))
+
     def resolve(self, batch: np.ndarray) -> np.ndarray:
         """The (B,C,H,W) float32 baseline of each explicand of ``batch``."""
         if self.kind == "zero":

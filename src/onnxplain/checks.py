@@ -104,7 +104,8 @@ def check_odd_kernel(name: str, size: Any, sigma: Any) -> tuple[int, float]:
 
 
 def check_float_array(name: str, value: Any, dtype: Any = np.float32) -> np.ndarray:
-    """A floating-point array (numpy, CPU or CUDA torch tensor, nested sequences of floats) as ``dtype``.
+    """A floating-point array (numpy, CPU or CUDA torch tensor, nested sequences of floats) as
+    ``dtype`` (``None``: the array's own float dtype).
 
     Floats of any precision are accepted and converted. Integer, boolean, complex, string and
     object arrays are refused: explicands are real pixel values, and an integer image is ambiguous
@@ -121,7 +122,7 @@ def check_float_array(name: str, value: Any, dtype: Any = np.float32) -> np.ndar
         raise InvalidInputError(f"{name} must be a floating-point array, got {type(value).__name__}.") from None
     if not np.issubdtype(arr.dtype, np.floating):
         raise InvalidInputError(_not_float(name, arr.dtype.name))
-    return arr.astype(dtype, copy=False)
+    return arr if dtype is None else arr.astype(dtype, copy=False)
 
 
 def _not_float(name: str, dtype: str) -> str:
