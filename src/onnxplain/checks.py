@@ -84,14 +84,16 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def check_bounds(bounds: Any) -> tuple[float, float]:
+def check_bounds(bounds: Any, name: str = "bounds") -> tuple[float, float]:
     """A pair ``(low, high)`` of finite numbers with low < high."""
     try:
+        if isinstance(bounds, (str, bytes)) or not all(_is_real(b) for b in bounds):
+            raise TypeError
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"bounds must be a pair (low, high), got {bounds!r}.") from None
+        raise InvalidInputError(f"{name} must be a pair (low, high), got {bounds!r}.") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise InvalidInputError(f"bounds must be finite with low < high, got {bounds!r}.")
+        raise InvalidInputError(f"{name} must be finite with low < high, got {bounds!r}.")
     return lo, hi
 
 
@@ -123,6 +125,20 @@ def check_float_array(name: str, value: Any, dtype: Any = np.float32) -> np.ndar
     if not np.issubdtype(arr.dtype, np.floating):
         raise InvalidInputError(_not_float(name, arr.dtype.name))
     return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def check_real_array(name: str, value: Any) -> np.ndarray:
+    """An array of real numbers (integers or floats, e.g. an attribution map or a ranking) as
+    float64; bool, complex, string and object arrays, ragged lists and None are refused."""
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be an array of numbers, got {type(value).__name__}.") from None
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InvalidInputError(f"{name} must be an array of real numbers, got dtype {arr.dtype}.")
+    return arr.astype(np.float64, copy=False)
 
 
 def _not_float(name: str, dtype: str) -> str:

@@ -16,7 +16,16 @@ import torch
 from onnxplain.errors import DeviceUnavailableError, InvalidInputError, NonFiniteOutputError
 from onnxplain.registry import WHITEBOX, get_method
 from tests.bad_input.env import SHAPE, Env
-from tests.bad_input.inputs import BAD_COUNTS, BAD_SEEDS, BAD_TARGETS, BAD_X, VALID_TARGETS, VALID_X, X, reference_x
+from tests.bad_input.inputs import (
+    BAD_COUNTS,
+    BAD_SEEDS,
+    BAD_TARGETS,
+    BAD_X,
+    VALID_TARGETS,
+    VALID_X,
+    X,
+    reference_x,
+)
 from tests.bad_input.table import Case
 
 GROUP = "white-box explainers"

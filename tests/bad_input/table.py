@@ -134,10 +134,10 @@ def run_case(case: Case, root: Path) -> Outcome:
 
 def all_cases() -> list[Case]:
     """Every case of every API group, in table order."""
-    from tests.bad_input import cases_explainers, cases_io, cases_metrics, cases_models
+    from tests.bad_input import cases_blackbox, cases_io, cases_metrics, cases_models, cases_whitebox
 
     cases: list[Case] = []
-    for module in (cases_explainers, cases_metrics, cases_models, cases_io):
+    for module in (cases_blackbox, cases_whitebox, cases_metrics, cases_models, cases_io):
         cases.extend(module.cases())
     ids = [c.id for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from onnxplain.checks import check_choice, check_float_array, check_targets
+from onnxplain.checks import check_choice, check_float_array, check_positive_int, check_targets
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
 from onnxplain.models.heads import (
     HEADS,
@@ -157,9 +157,7 @@ def preferred_batch_size(model: QueryModel, requested: int | None = None) -> int
     it), else :data:`DEFAULT_BATCH_SIZE`.
     """
     if requested is not None:
-        if requested <= 0:
-            raise InvalidInputError(f"batch_size must be positive, got {requested}.")
-        return int(requested)
+        return check_positive_int("batch_size", requested)
     if isinstance(model, InstrumentedModel):
         return int(model.best_batch_size())
     return DEFAULT_BATCH_SIZE
