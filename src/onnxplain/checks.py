@@ -29,13 +29,23 @@ def _is_real(value: Any) -> bool:
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """An integer ≥ ``minimum`` (1 by default)."""
     if not _is_int(value) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value!r}.")
+        what = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        raise InvalidInputError(f"{name} must be {what}, got {value!r}.")
     return int(value)
 
 
 def check_optional_positive_int(name: str, value: Any) -> int | None:
     """``None`` or an integer ≥ 1 (batch sizes and the like, where ``None`` means automatic)."""
     return None if value is None else check_positive_int(name, value)
+
+
+def check_shape(name: str, value: Any) -> tuple[int, ...]:
+    """A non-empty sequence of positive integers (a tensor shape such as (C, H, W))."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
+        raise InvalidInputError(f"{name} must be a sequence of positive integers, got {value!r}.")
+    if not all(_is_int(d) and d > 0 for d in value):
+        raise InvalidInputError(f"{name} must be a sequence of positive integers, got {tuple(value)!r}.")
+    return tuple(int(d) for d in value)
 
 
 def check_positive_float(name: str, value: Any) -> float:
