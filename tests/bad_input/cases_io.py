@@ -116,7 +116,35 @@ def _save_cases() -> list[Case]:
         Case(g, "Explanation.load", "an npz without meta", load(lambda env: _npz(env)), InvalidInputError),
         Case(g, "Explanation.load", "path is None", load(lambda env: None), InvalidInputError),
     ]
+    out.append(Case(g, "Explanation.save", "path without the .npz suffix", save(lambda env: env.root / "exp"), None, check=_saved, writes=True))
     return out
+
+
+def _saved(env: Env, path: Any) -> None:
+    """Exactly ``exp.npz`` was written (no temporary file left) and it loads back."""
+    assert env.written() == [str(env.root / "exp.npz")], env.written()
+    back = Explanation.load(path)
+    assert np.array_equal(back.attributions, _explanation().attributions) and back.target == 1
+
+
+def _run_files(env: Env) -> list[str]:
+    """What a finished run directory may hold; anything else (a .tmp file) fails the check."""
+    return [p for p in env.written() if p.startswith(str(env.out))]
+
+
+def _same_maps_as_contiguous(env: Env, result: Any) -> None:
+    ref = explain_dataset(np.ascontiguousarray(env.x(2)), FunctionSpec(env.fns), GEEX8, out=env.root / "ref", num_workers=0)
+    assert len(result.ok) == 2 and len(ref.ok) == 2
+    for row in ref.rows:
+        assert np.array_equal(result.load(row["id"]).attributions, ref.load(row["id"]).attributions)
+    assert not [p for p in _run_files(env) if p.endswith(".tmp")]
+
+
+def _error_rows(env: Env, result: Any) -> None:
+    """A model answering NaN fails each image with an error row; no map is written for it."""
+    assert result.rows and all(r["status"] == "error" and "NonFiniteOutputError" in r["error"] for r in result.rows)
+    maps = [p for p in _run_files(env) if "/maps/" in p]
+    assert maps == [], maps
 
 
 def _npz(env: Env) -> Any:
@@ -201,7 +229,17 @@ def _dataset_cases() -> list[Case]:
         **{kind: {"seed": v} for kind, v in BAD_SEEDS.items()},
     }
     out += [Case(g, api, kind, _run(**kw), InvalidInputError) for kind, kw in bad_numbers.items()]
+    out += [
+        Case(g, api, "read-only strided images", _run(images=_read_only_strided), None, check=_same_maps_as_contiguous, writes=True),
+        Case(g, api, "model answers NaN (one error row per image)", _run(spec={"nan": True}), None, check=_error_rows, writes=True),
+    ]
     return out
+
+
+def _read_only_strided(env: Env) -> np.ndarray:
+    big = np.repeat(env.x(2), 2, axis=3)[..., ::2]
+    big.setflags(write=False)
+    return big
 
 
 def cases() -> list[Case]:

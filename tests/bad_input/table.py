@@ -46,6 +46,8 @@ class Case:
         expect: the :mod:`onnxplain.errors` class the call must raise, or ``None`` (must work).
         may_query: the problem can only be seen after a query (the zero-query rule is waived).
         check: for ``expect=None``, asserts the result (gets the Env and the call's return value).
+        writes: a valid call that writes files by design (its ``check`` asserts what it wrote);
+            refusals never write.
     """
 
     group: str
@@ -55,6 +57,7 @@ class Case:
     expect: type[OnnxplainError] | None
     may_query: bool = False
     check: Check | None = None
+    writes: bool = False
 
     @property
     def id(self) -> str:
@@ -109,7 +112,7 @@ class Outcome:
             out.append(f"valid input refused: {type(self.error).__name__}: {self.error}")
         elif self.check_error is not None:
             out.append(f"result check failed: {self.check_error}")
-        if self.written:
+        if self.written and (self.refusal or not self.case.writes):
             out.append(f"wrote {self.written}")
         return out
 
@@ -174,7 +177,7 @@ def summarise(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
         g["worked"] += o.worked
         g["spent_queries"] += bool(o.refusal and o.queries)
         g["avoidable_queries"] += bool(o.avoidable_queries)
-        g["wrote"] += bool(o.written)
+        g["wrote"] += bool(o.written and (o.refusal or not o.case.writes))
         if o.failures():
             g["failing"].append(o.case.id)
     return list(groups.values())
