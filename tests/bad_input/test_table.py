@@ -108,3 +108,17 @@ def test_the_rules_catch_what_they_must(tmp_path: Path) -> None:
         {"group": "g", "cases": 3, "refusals": 2, "specific": 1, "valid": 1, "worked": 1, "spent_queries": 1,
          "avoidable_queries": 1, "wrote": 0, "failing": ["api: kind", "api: kind"]}
     ]  # fmt: skip
+
+
+def test_the_benchmark_counts_the_same_table() -> None:
+    """benchmarks/bad_input_table.py on one group: its counts and its markdown row."""
+    from benchmarks.bad_input_table import markdown, run
+
+    res = run(["Explanation files"])
+    (group,) = res["groups"]
+    n = sum(c.group == "Explanation files" for c in CASES)
+    assert (group["cases"], group["wrote"], res["failing"]) == (n, 0, [])
+    assert group["specific"] == group["refusals"] and group["worked"] == group["valid"] == 1
+    res["command"] = "python -m benchmarks.bad_input_table"
+    text = markdown(res)
+    assert f"| Explanation files | {n} | {n - 1} / {n - 1} | 1 / 1 | 0 (0) | 0 |" in text
