@@ -12,6 +12,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from onnxplain.errors import InvalidInputError
+
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON types: numpy scalars/arrays become numbers/lists, tuples lists, paths strings,
@@ -50,3 +52,19 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output_path(path: Any, what: str = "output path") -> Path:
+    """``path`` as a Path a file can be written to, checked before any work: refused when it is
+    not a str/PathLike, is an existing directory, or lies below an existing file."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(f"the {what} must be a str or os.PathLike, not {type(path).__name__}.")
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError(f"the {what} {str(target)!r} is an existing directory.")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidInputError(f"cannot write {str(target)!r}: {str(parent)!r} is not a directory.")
+            break
+    return target

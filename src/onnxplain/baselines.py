@@ -35,7 +35,9 @@ class Baseline:
 
     Arrays may have shape (C,) (one value per channel), (C,H,W) or (1,H,W) (one for every
     explicand) or (B,C,H,W) (one per explicand); the shape is checked against the explicands by
-    :meth:`resolve`, before any query.
+    :meth:`resolve`, before any query. Their values are taken as they are (integer arrays too:
+    a baseline is a value, not an image to rescale); bool, complex, string and object arrays are
+    refused.
     """
 
     kind: BaselineKind
@@ -79,9 +81,12 @@ class Baseline:
         if hasattr(spec, "detach"):  # a torch tensor
             spec = spec.detach().cpu().numpy()
         try:
-            arr = np.array(spec, dtype=np.float64)  # float32 for numpy, x's dtype for torch
+            arr = np.array(spec)
         except (TypeError, ValueError):
             raise InvalidInputError(f"{what} {_WHAT}, not {type(spec).__name__}.") from None
+        if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise InvalidInputError(f"a {what} array must hold real numbers, got dtype {arr.dtype}.")
+        arr = arr.astype(np.float64)  # float32 for numpy, x's dtype for torch
         if arr.ndim not in (0, 1, 3, 4):
             raise InvalidInputError(
                 f"a {what} array must have shape (C,), (C,H,W) or (B,C,H,W), got shape {arr.shape}."
@@ -129,6 +134,12 @@ class Baseline:
                 f"{tuple(shape[1:])} (batch of {b})."
             )
         return np.broadcast_to(arr, shape)
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Refuse an array baseline that does not fit explicands of (B,C,H,W) ``shape`` (no work
+        done: for methods that resolve the baseline only after their first forward)."""
+        if self.kind == "array":
+            self._array_for(tuple(shape))
 
     def resolve(self, batch: np.ndarray) -> np.ndarray:
         """The (B,C,H,W) float32 baseline of each explicand of ``batch``."""

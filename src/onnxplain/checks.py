@@ -29,13 +29,23 @@ def _is_real(value: Any) -> bool:
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """An integer ≥ ``minimum`` (1 by default)."""
     if not _is_int(value) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer ≥ {minimum}, got {value!r}.")
+        what = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        raise InvalidInputError(f"{name} must be {what}, got {value!r}.")
     return int(value)
 
 
 def check_optional_positive_int(name: str, value: Any) -> int | None:
     """``None`` or an integer ≥ 1 (batch sizes and the like, where ``None`` means automatic)."""
     return None if value is None else check_positive_int(name, value)
+
+
+def check_shape(name: str, value: Any) -> tuple[int, ...]:
+    """A non-empty sequence of positive integers (a tensor shape such as (C, H, W))."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0:
+        raise InvalidInputError(f"{name} must be a sequence of positive integers, got {value!r}.")
+    if not all(_is_int(d) and d > 0 for d in value):
+        raise InvalidInputError(f"{name} must be a sequence of positive integers, got {tuple(value)!r}.")
+    return tuple(int(d) for d in value)
 
 
 def check_positive_float(name: str, value: Any) -> float:
@@ -84,14 +94,16 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def check_bounds(bounds: Any) -> tuple[float, float]:
+def check_bounds(bounds: Any, name: str = "bounds") -> tuple[float, float]:
     """A pair ``(low, high)`` of finite numbers with low < high."""
     try:
+        if isinstance(bounds, (str, bytes)) or not all(_is_real(b) for b in bounds):
+            raise TypeError
         lo, hi = (float(b) for b in bounds)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"bounds must be a pair (low, high), got {bounds!r}.") from None
+        raise InvalidInputError(f"{name} must be a pair (low, high), got {bounds!r}.") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise InvalidInputError(f"bounds must be finite with low < high, got {bounds!r}.")
+        raise InvalidInputError(f"{name} must be finite with low < high, got {bounds!r}.")
     return lo, hi
 
 
@@ -101,6 +113,47 @@ def check_odd_kernel(name: str, size: Any, sigma: Any) -> tuple[int, float]:
     if size % 2 == 0:
         raise InvalidInputError(f"the {name} kernel size must be odd, got {size}.")
     return size, check_positive_float(f"{name} sigma", sigma)
+
+
+def check_float_array(name: str, value: Any, dtype: Any = np.float32) -> np.ndarray:
+    """A floating-point array (numpy, CPU or CUDA torch tensor, nested sequences of floats) as
+    ``dtype`` (``None``: the array's own float dtype).
+
+    Floats of any precision are accepted and converted. Integer, boolean, complex, string and
+    object arrays are refused: explicands are real pixel values, and an integer image is ambiguous
+    (0–255 grey levels or 0/1 values?), so converting it silently would explain another image
+    than the one meant. The shape is the caller's to check.
+    """
+    if hasattr(value, "detach") and hasattr(value, "is_floating_point"):  # a torch tensor
+        if not value.is_floating_point():
+            raise InvalidInputError(_not_float(name, str(value.dtype).replace("torch.", "")))
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a floating-point array, got {type(value).__name__}.") from None
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InvalidInputError(_not_float(name, arr.dtype.name))
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def check_real_array(name: str, value: Any) -> np.ndarray:
+    """An array of real numbers (integers or floats, e.g. an attribution map or a ranking) as
+    float64; bool, complex, string and object arrays, ragged lists and None are refused."""
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be an array of numbers, got {type(value).__name__}.") from None
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InvalidInputError(f"{name} must be an array of real numbers, got dtype {arr.dtype}.")
+    return arr.astype(np.float64, copy=False)
+
+
+def _not_float(name: str, dtype: str) -> str:
+    hint = " (scale integer pixels yourself, e.g. x.astype(np.float32) / 255)" if "int" in dtype else ""
+    return f"{name} must be a floating-point array (float16/32/64), got dtype {dtype}{hint}."
 
 
 def check_targets(target: Any, n: int, num_classes: int | None = None) -> np.ndarray | None:

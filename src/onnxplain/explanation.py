@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from onnxplain._io import atomic_write, to_jsonable
+from onnxplain._io import atomic_write, check_output_path, to_jsonable
 from onnxplain.errors import InvalidInputError
 
 Reduce = Literal["mean", "sum", "abs"]
@@ -129,9 +129,9 @@ class Explanation:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write one ``.npz`` holding the attributions and a JSON record of the rest (atomic)."""
-        path = Path(path)
+        path = check_output_path(path, "explanation path")
         if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
+            path = check_output_path(path.with_name(path.name + ".npz"), "explanation path")
         meta = self.to_dict()
         meta["format_version"] = _FORMAT_VERSION
         buffer = io.BytesIO()
@@ -143,6 +143,8 @@ class Explanation:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Explanation:
         """Read an Explanation written by :meth:`save`."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidInputError(f"the explanation path must be a str or os.PathLike, not {type(path).__name__}.")
         try:
             with np.load(path, allow_pickle=False) as data:
                 attributions = data["attributions"]

@@ -290,12 +290,14 @@ def test_agreement_equals_its_definitions(reduce, topk_by) -> None:
             ku, kv = (np.abs(u), np.abs(v)) if topk_by == "abs" else (u, v)
             expected.append(len(set(descending(ku)[:k]) & set(descending(kv)[:k])) / k)
         np.testing.assert_allclose(res[key].per_image, expected, rtol=0, atol=1e-15)
-        assert res[key].params == {"reduce": reduce, "n_images": 3, "n_undefined": 0, "k": k, "topk_by": topk_by}
+        assert res[key].params == {"reduce": reduce, "scale": "pixels", "compared_shape": (6, 5), "n_images": 3,
+                                   "n_undefined": 0, "k": k, "topk_by": topk_by}
     cos = [u @ v / np.linalg.norm(u) / np.linalg.norm(v) for u, v in zip(ra, rb, strict=True)]
     np.testing.assert_allclose(res["cosine"].per_image, cos, rtol=1e-12)
     for key, r in res.items():
         assert r.name == key and r.higher_is_better and r.score == pytest.approx(np.mean(r.per_image), rel=1e-12)
-    assert res["cosine"].params == {"reduce": reduce, "n_images": 3, "n_undefined": 0}
+    assert res["cosine"].params == {"reduce": reduce, "scale": "pixels", "compared_shape": (6, 5), "n_images": 3,
+                                    "n_undefined": 0}
     # one map against a batch, either way round: compared with each map of the batch
     one = agreement(a[1], b, reduce=reduce, fractions=(0.1,), topk_by=topk_by)
     other = agreement(b, a[1], reduce=reduce, fractions=(0.1,), topk_by=topk_by)

@@ -160,8 +160,8 @@ def test_float64_input_to_a_float32_model_is_computed_in_float32(cnn: nn.Module)
         (np.zeros((1, 1, 3, 16, 16), np.float32), "one image"),
         (np.zeros((0, 3, 16, 16), np.float32), "empty"),
         (np.full((3, 16, 16), np.nan, np.float32), "NaN"),
-        (np.array([["a"]]), "numbers"),
-        ([[0.0, 1.0], [2.0]], "numpy array or a torch tensor"),
+        (np.array([["a"]]), "floating-point"),
+        ([[0.0, 1.0], [2.0]], "floating-point"),
     ],
 )
 def test_bad_explicands_are_rejected(x: np.ndarray, message: str, cnn: nn.Module) -> None:

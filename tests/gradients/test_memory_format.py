@@ -162,8 +162,10 @@ def test_a_genuine_model_error_is_not_swallowed_by_the_fallback() -> None:
 
     broken = Broken()
     before = snapshot(broken)
-    with pytest.raises(RuntimeError, match="broken model"):
+    # on the first forward a module's error is reported as the (model, x) pair's, the cause kept
+    with pytest.raises(InvalidInputError, match="broken model") as info:
         Saliency().explain(broken, images(1)[0], target=0)
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert_restored(broken, before)
 
 

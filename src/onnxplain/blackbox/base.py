@@ -67,6 +67,11 @@ def image_shape(model: QueryModel) -> tuple[int, int, int]:
 
 def prepare(model: QueryModel, x: Any) -> tuple[np.ndarray, bool]:
     """``x`` as a (B,C,H,W) float32 batch for an image model, and whether it was one explicand."""
+    if not isinstance(model, QueryModel):
+        raise InvalidInputError(
+            f"model must be a QueryModel (OnnxModel, TorchModel, RemoteModel, FunctionModel, …), "
+            f"got {type(model).__name__}; wrap a torch module in TorchModel."
+        )
     image_shape(model)
     batch, single = as_batch(x, model.input_shape)
     if not np.isfinite(batch).all():

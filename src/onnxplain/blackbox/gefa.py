@@ -71,8 +71,10 @@ rejection is a bias."""
 
 
 def _check_auto_bool(name: str, value: Any) -> bool | str:
-    if value == AUTO or isinstance(value, (bool, np.bool_)):
-        return value if value == AUTO else bool(value)
+    if isinstance(value, str) and value == AUTO:
+        return AUTO
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
     raise InvalidInputError(f"{name} must be True, False or 'auto', got {value!r}.")
 
 
@@ -198,7 +200,7 @@ class GEFA(BlackBoxExplainer):
         super().__init__(seed=seed, queries_per_call=queries_per_call, array_backend=array_backend)
         self.n_queries = check_positive_int("n_queries", n_queries, 2)
         self.baseline = Baseline.parse(baseline)
-        self.smoothing = AUTO if smoothing == AUTO else check_smoothing(smoothing)
+        self.smoothing = AUTO if isinstance(smoothing, str) and smoothing == AUTO else check_smoothing(smoothing)
         self.rank_transform = check_choice("rank_transform", rank_transform, ("exact", "reference", "none"))
         if self.rank_transform == "none" and isinstance(self.smoothing, tuple):
             raise InvalidInputError(

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,17 @@ def solve_ridge(
     k1 = xtwx.shape[0]
     penalty = np.eye(k1) * alpha
     penalty[0, 0] = 0.0
-    theta = np.linalg.solve(xtwx + penalty, xtwy)
+    try:
+        theta = np.linalg.solve(xtwx + penalty, xtwy)
+    except np.linalg.LinAlgError:
+        # e.g. ridge_alpha=0 with fewer informative samples than segments: sklearn's Ridge then
+        # falls back to least squares too (the minimum-norm solution), and says so
+        warnings.warn(
+            "LIME: the surrogate's normal equations are singular (ridge_alpha=0 with too few or too "
+            "narrowly weighted samples); using the minimum-norm least-squares solution.",
+            stacklevel=4,
+        )
+        theta = np.linalg.lstsq(xtwx + penalty, xtwy, rcond=None)[0]
     sse = swyy - 2.0 * theta @ xtwy + theta @ xtwx @ theta
     sst = swyy - swy**2 / sw
     r2 = 1.0 - sse / sst if sst > 1e-300 else 1.0

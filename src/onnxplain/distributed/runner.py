@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from onnxplain.checks import check_targets
+from onnxplain.checks import (
+    check_bool,
+    check_float_array,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+    check_targets,
+)
 from onnxplain.distributed.specs import (
     MethodSpec,
     ModelSpec,
@@ -24,7 +32,7 @@ from onnxplain.distributed.specs import (
     as_model_spec,
 )
 from onnxplain.distributed.store import ResultStore, check_id
-from onnxplain.errors import InvalidInputError
+from onnxplain.errors import InvalidInputError, QueryBudgetExceeded
 from onnxplain.explanation import Explanation
 
 __all__ = ["DatasetResult", "explain_dataset", "run_config"]
@@ -123,7 +131,9 @@ def _normalise_rows(images: Images, ids: Sequence[Any] | None, targets: Any) -> 
         if _is_path(item):
             row["path"] = os.fspath(item)
         else:
-            row["image"] = np.asarray(item, dtype=np.float32)
+            row["image"] = check_float_array(f"image {image_id!r}", item)
+            if not np.isfinite(row["image"]).all():
+                raise InvalidInputError(f"image {image_id!r} holds NaN or infinite values.")
         rows.append(row)
     return rows
 
@@ -154,6 +164,27 @@ def _targets(targets: Any, ids: list[str]) -> list[int]:
 def run_config(model: ModelSpec, method: MethodSpec, seed: int) -> dict[str, Any]:
     """What a run directory records in ``run.json``: results of another configuration are not resumed."""
     return {"model": model.identity(), "method": method.identity(), "seed": int(seed)}
+
+
+def _check_local(worker: Any, rows: list[dict[str, Any]]) -> None:
+    """In-process runs build the model before anything is written: refuse images of the wrong
+    shape, missing files, targets beyond the class count and a per-image budget too small."""
+    model = worker.model
+    shape = tuple(model.input_shape)
+    for row in rows:
+        image = row.get("image")
+        if image is not None and image.shape != shape:
+            raise InvalidInputError(f"image {row['id']!r} has shape {image.shape}; the model takes {shape}.")
+        if "path" in row and not Path(row["path"]).is_file():
+            raise InvalidInputError(f"image file {row['path']!r} (id {row['id']!r}) does not exist.")
+        if row["target"] >= model.num_classes:
+            raise InvalidInputError(
+                f"target {row['target']} of image {row['id']!r} is out of range for a model with {model.num_classes} classes."
+            )
+    needed = worker.method_spec.build(0).queries_per_explicand(shape)
+    budget = getattr(model, "max_queries", None)
+    if budget is not None and needed > budget:
+        raise QueryBudgetExceeded(f"each image needs {needed} queries but the model's budget is {budget} per image.")
 
 
 def explain_dataset(
@@ -194,22 +225,35 @@ def explain_dataset(
     A failing image (unreadable file, wrong shape, model error) gets an error row; the others go
     on. Returns a :class:`DatasetResult`.
     """
-    if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-        raise InvalidInputError(f"num_workers must be a non-negative integer, got {num_workers!r}.")
-    if gpus_per_worker < 0 or cpus_per_worker <= 0:
-        raise InvalidInputError("gpus_per_worker must be ≥ 0 and cpus_per_worker > 0.")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}.")
+    num_workers = check_positive_int("num_workers", num_workers, 0)
+    check_nonnegative_float("gpus_per_worker", gpus_per_worker)
+    check_positive_float("cpus_per_worker", cpus_per_worker)
+    seed = check_seed(seed)
+    resume = check_bool("resume", resume)
+    if not isinstance(out, (str, os.PathLike)) or (Path(out).exists() and not Path(out).is_dir()):
+        raise InvalidInputError(f"out must be a directory path (existing or not), got {out!r}.")
     model = as_model_spec(model_spec)
     method = as_method_spec(method_spec)
     check = getattr(model, "check", None)
     if callable(check):
         check()
     store = ResultStore(out)
-    store.prepare(run_config(model, method, seed), resume=resume)
     run_id = uuid.uuid4().hex[:12]
     threads = max(1, int(cpus_per_worker))
     t0 = time.perf_counter()
+    ray_input = _is_ray_dataset(images)
+    if ray_input and num_workers == 0:
+        raise InvalidInputError("a ray.data.Dataset needs num_workers ≥ 1.")
+    rows = [] if ray_input else _normalise_rows(images, ids, targets)
+    worker = None
+    if not ray_input and num_workers == 0:
+        from onnxplain.distributed.worker import ExplainWorker
+
+        device = "cuda" if gpus_per_worker > 0 else "cpu"
+        worker = ExplainWorker(model, method, seed=seed, out=str(store.root), run_id=run_id, device=device, threads=None)
+        _check_local(worker, rows)
+    # nothing is written before this line: every argument above was checked
+    store.prepare(run_config(model, method, seed), resume=resume)
 
     def on_ray(items: Any) -> tuple[list[str], int, int]:
         from onnxplain.distributed.ray_runner import run_on_ray
@@ -229,24 +273,15 @@ def explain_dataset(
             progress=progress,
         )
 
-    if _is_ray_dataset(images):
-        if num_workers == 0:
-            raise InvalidInputError("a ray.data.Dataset needs num_workers ≥ 1.")
+    if ray_input:
         all_ids, n_computed, n_skipped = on_ray(images)
 
     else:
-        rows = _normalise_rows(images, ids, targets)
         all_ids = [r["id"] for r in rows]
         done = store.finished(all_ids) if resume else set()
         todo = [r for r in rows if r["id"] not in done]
         n_skipped, n_computed = len(rows) - len(todo), len(todo)
-        if todo and num_workers == 0:
-            from onnxplain.distributed.worker import ExplainWorker
-
-            device = "cuda" if gpus_per_worker > 0 else "cpu"
-            worker = ExplainWorker(
-                model, method, seed=int(seed), out=str(store.root), run_id=run_id, device=device, threads=None
-            )
+        if todo and worker is not None:
             for row in todo:
                 worker.explain_one(
                     row["id"], row.get("image"), row.get("path"), None if row["target"] < 0 else row["target"]

@@ -166,7 +166,7 @@ class MethodSpec:
     def __post_init__(self) -> None:
         from onnxplain.registry import METHODS, is_blackbox
 
-        key = self.name.lower()
+        key = self.name.lower() if isinstance(self.name, str) else None
         if key not in METHODS:
             raise InvalidInputError(f"unknown method {self.name!r}; choose one of: {', '.join(METHODS)}.")
         if not is_blackbox(key):
@@ -174,17 +174,23 @@ class MethodSpec:
                 f"{self.name!r} is a white-box method (it needs the torch module); explain_dataset runs "
                 "black-box methods on a QueryModel."
             )
+        if not isinstance(self.params, Mapping):
+            raise InvalidInputError(f"method params must be a mapping of argument names to values, not {self.params!r}.")
         if "seed" in self.params:
             raise InvalidInputError(
                 "method params must not contain 'seed': each image's seed is derived from the run seed and its id."
             )
         object.__setattr__(self, "name", key)
         object.__setattr__(self, "params", dict(self.params))
+        self.build(0)  # the driver refuses bad params before any worker starts or anything is written
 
     def build(self, seed: int) -> Any:
         from onnxplain.registry import get_method
 
-        return get_method(self.name)(**self.params, seed=seed)
+        try:
+            return get_method(self.name)(**self.params, seed=seed)
+        except TypeError as exc:  # an argument the method does not take
+            raise InvalidInputError(f"{self.name}: {exc}.") from None
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "params": dict(self.params)}

@@ -22,11 +22,13 @@ compared as it is.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import rankdata
 
+from onnxplain.checks import check_probability, check_real_array
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.result import MetricResult
 from onnxplain.explanation import Explanation, Reduce
@@ -46,7 +48,7 @@ def reduce_maps(m: Any, reduce: Reduce = "mean") -> np.ndarray:
     if isinstance(m, Explanation):
         s = np.asarray(m.saliency(reduce), dtype=np.float64)
         return s[None] if s.ndim == 2 else s
-    a = np.asarray(m, dtype=np.float64)
+    a = check_real_array("a map", m)
     if a.ndim == 2:
         return a[None]
     if a.ndim not in (3, 4):
@@ -157,8 +159,9 @@ def agreement(
         raise InvalidInputError("the maps contain NaN or infinite values.")
     if topk_by not in ("signed", "abs"):
         raise InvalidInputError(f"topk_by must be 'signed' or 'abs', not {topk_by!r}.")
-    if not fractions or not all(0 < f <= 1 for f in fractions):
-        raise InvalidInputError(f"fractions must be in (0, 1], got {fractions}.")
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence) or not fractions:
+        raise InvalidInputError(f"fractions must be a non-empty sequence of shares in (0, 1], got {fractions!r}.")
+    fractions = tuple(check_probability("fractions", f) for f in fractions)
     if pool is not None:
         ma, mb = pool_maps(ma, pool), pool_maps(mb, pool)
     u = ma.reshape(len(ma), -1)

@@ -26,7 +26,14 @@ from typing import Any, Literal
 import numpy as np
 
 from onnxplain.baselines import Baseline
-from onnxplain.checks import check_positive_float
+from onnxplain.checks import (
+    check_choice,
+    check_optional_positive_int,
+    check_positive_float,
+    check_positive_int,
+    check_probability,
+    check_seed,
+)
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.ranking import (
     ChannelReduce,
@@ -138,14 +145,11 @@ def aopc_deletion(
     """
     batch, single = image_batch(model, x)
     a = attribution_batch(attributions, batch.shape, single)
-    if not (0 < fraction <= 1):
-        raise InvalidInputError(f"fraction must be in (0, 1], got {fraction}.")
-    if not isinstance(stride, (int, np.integer)) or stride <= 0:
-        raise InvalidInputError(f"stride must be a positive integer, got {stride!r}.")
-    if aggregate not in ("curves", "images"):
-        raise InvalidInputError(f"aggregate must be 'curves' or 'images', not {aggregate!r}.")
-    targets, n_target_queries = resolve_targets(model, batch, target, attributions)
-    rng = np.random.default_rng(seed)
+    fraction = check_probability("fraction", fraction)
+    stride = check_positive_int("stride", stride)
+    check_choice("aggregate", aggregate, ("curves", "images"))
+    check_optional_positive_int("batch_size", batch_size)
+    rng = np.random.default_rng(check_seed(seed))
     values = replacement_values(
         batch,
         replacement,
@@ -160,6 +164,7 @@ def aopc_deletion(
     n_steps = int(np.ceil(n * fraction / stride))
     counts = np.minimum(np.arange(n_steps + 1, dtype=np.int64) * int(stride), n)
     ranks = descending_ranks(ranking_keys(a, c, "pixel", reduce))
+    targets, n_target_queries = resolve_targets(model, batch, target, attributions, then=len(batch) * len(counts))
     curves = perturbation_curves(
         model, batch, ranks, counts, start=batch, source=values, targets=targets, batch_size=batch_size
     )

@@ -15,7 +15,7 @@ from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.ranking import image_batch
 from onnxplain.evaluation.result import MetricResult
 from onnxplain.explanation import Explanation
-from onnxplain.models.base import QueryModel
+from onnxplain.models.base import QueryModel, check_budget
 
 
 def completeness_gap(
@@ -53,6 +53,7 @@ def completeness_gap(
                 f"attributions of shape {np.shape(attributions)} do not match x of shape {batch.shape}."
             )
         base = Baseline.parse(baseline).resolve(batch)
+        check_budget(model, 2 * len(batch))
         out = np.asarray(model(np.concatenate([batch, base])), dtype=np.float64)
         rows = np.arange(len(batch))
         fx = out[rows, targets]

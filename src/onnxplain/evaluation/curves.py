@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from onnxplain.baselines import Baseline
-from onnxplain.errors import InvalidInputError
+from onnxplain.checks import check_optional_positive_int, check_positive_int
 from onnxplain.evaluation.ranking import (
     ChannelReduce,
     RankMode,
@@ -73,18 +73,16 @@ def _curve_metric(
     batch, single = image_batch(model, x)
     a = attribution_batch(attributions, batch.shape, single)
     _, c, h, w = batch.shape
-    if step is None:
-        step = w
-    if not isinstance(step, (int, np.integer)) or step <= 0:
-        raise InvalidInputError(f"step must be a positive integer number of pixels, got {step!r}.")
+    step = w if step is None else check_positive_int("step", step)
+    check_optional_positive_int("batch_size", batch_size)
     keys = ranking_keys(a, c, mode, reduce)
     features_per_step = int(step) * (c if mode == "dimension" else 1)
     n_features = keys.shape[1]
     n_steps = -(-n_features // features_per_step)
     counts = np.minimum(np.arange(n_steps + 1, dtype=np.int64) * features_per_step, n_features)
-    targets, n_target_queries = resolve_targets(model, batch, target, attributions)
     sub = substrate_values(batch, substrate, blur_size=blur_size, blur_sigma=blur_sigma)
     ranks = descending_ranks(keys)
+    targets, n_target_queries = resolve_targets(model, batch, target, attributions, then=len(batch) * len(counts))
     start, source = (sub, batch) if insertion else (batch, sub)
     curves = perturbation_curves(
         model, batch, ranks, counts, start=start, source=source, targets=targets, batch_size=batch_size

@@ -28,7 +28,16 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import ndtri
 
-from onnxplain.errors import InvalidInputError
+from onnxplain.checks import (
+    check_bool,
+    check_bounds,
+    check_choice,
+    check_optional_positive_int,
+    check_positive_float,
+    check_positive_int,
+    check_probability,
+    check_seed,
+)
 from onnxplain.evaluation.ranking import attribution_batch, image_batch, resolve_targets
 from onnxplain.evaluation.result import MetricResult
 from onnxplain.models.base import QueryModel, Target, preferred_batch_size
@@ -71,18 +80,17 @@ def infidelity(
     """
     batch, single = image_batch(model, x)
     a = attribution_batch(attributions, batch.shape, single)
-    if not isinstance(n_perturbations, (int, np.integer)) or n_perturbations < 1:
-        raise InvalidInputError(f"n_perturbations must be a positive integer, got {n_perturbations!r}.")
-    if perturbation not in ("subset", "gaussian"):
-        raise InvalidInputError(f"perturbation must be 'subset' or 'gaussian', not {perturbation!r}.")
-    if not (np.isfinite(noise_std) and noise_std > 0):
-        raise InvalidInputError(f"noise_std must be positive and finite, got {noise_std}.")
-    if not (0 < subset_fraction <= 1):
-        raise InvalidInputError(f"subset_fraction must be in (0, 1], got {subset_fraction}.")
-    if clip is not None and not clip[0] < clip[1]:
-        raise InvalidInputError(f"clip must be a (low, high) pair with low < high, got {clip}.")
-    targets, n_target_queries = resolve_targets(model, batch, target, attributions)
+    n_perturbations = check_positive_int("n_perturbations", n_perturbations)
+    check_choice("perturbation", perturbation, ("subset", "gaussian"))
+    noise_std = check_positive_float("noise_std", noise_std)
+    subset_fraction = check_probability("subset_fraction", subset_fraction)
+    if clip is not None:
+        clip = check_bounds(clip, "clip")
+    normalize = check_bool("normalize", normalize)
+    seed = check_seed(seed)
+    check_optional_positive_int("batch_size", batch_size)
     b, c, h, w = batch.shape
+    targets, n_target_queries = resolve_targets(model, batch, target, attributions, then=b + b * n_perturbations)
     d = c * h * w
     phi = np.broadcast_to(a, batch.shape).reshape(b, d)
     xf = batch.reshape(b, d)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from onnxplain.checks import check_seed
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.aopc import aopc_deletion
 from onnxplain.evaluation.curves import deletion_auc, insertion_auc
@@ -53,6 +55,11 @@ def random_order_reference(
         fn = metric
     else:
         raise InvalidInputError(f"random_order_reference supports {', '.join(CURVE_METRICS)} only.")
+    seed = check_seed(seed)
+    taken = set(inspect.signature(fn).parameters) - {"model", "x", "attributions", "target"}
+    unknown = sorted(set(metric_kwargs) - taken)
+    if unknown:
+        raise InvalidInputError(f"{fn.__name__} takes no option {', '.join(map(repr, unknown))}.")
     batch, _ = image_batch(model, x)
     b, c, h, w = batch.shape
     channels = c if metric_kwargs.get("mode", "pixel") == "dimension" else 1

@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from onnxplain.checks import check_targets
+from onnxplain.checks import check_real_array, check_targets
 from onnxplain.errors import InvalidInputError
 from onnxplain.explanation import Explanation
-from onnxplain.models.base import QueryModel, as_batch, predict, preferred_batch_size
+from onnxplain.models.base import QueryModel, as_batch, check_budget, predict, preferred_batch_size
 
 ChannelReduce = Literal["mean", "sum", "abs"]
 RankMode = Literal["pixel", "dimension"]
@@ -28,6 +28,10 @@ RankMode = Literal["pixel", "dimension"]
 
 def image_batch(model: QueryModel, x: Any) -> tuple[np.ndarray, bool]:
     """``x`` as a float32 (B,C,H,W) batch for ``model``; image models only."""
+    if not isinstance(model, QueryModel):
+        raise InvalidInputError(
+            f"model must be a QueryModel (OnnxModel, TorchModel, RemoteModel, FunctionModel, …), got {type(model).__name__}."
+        )
     if len(tuple(model.input_shape)) != 3:
         raise InvalidInputError(
             f"image metrics need a model with (C, H, W) input, this one takes {tuple(model.input_shape)}."
@@ -47,7 +51,7 @@ def attribution_batch(attributions: Any, batch_shape: tuple[int, ...], single: b
     """
     if isinstance(attributions, Explanation):
         attributions = attributions.attributions
-    a = np.asarray(attributions, dtype=np.float64)
+    a = check_real_array("attributions", attributions)
     b, c, h, w = batch_shape
     if single:
         if a.shape in ((c, h, w), (1, h, w)):
@@ -73,16 +77,19 @@ def attribution_batch(attributions: Any, batch_shape: tuple[int, ...], single: b
 
 
 def resolve_targets(
-    model: QueryModel, batch: np.ndarray, target: Any, attributions: Any
+    model: QueryModel, batch: np.ndarray, target: Any, attributions: Any, *, then: int = 0
 ) -> tuple[np.ndarray, int]:
     """Explained classes (B,) and the number of queries spent finding them.
 
     ``target=None`` takes the Explanation's target when ``attributions`` is one, else the model's
-    top class on x (one query per explicand).
+    top class on x (one query per explicand). ``then`` is the number of queries the metric makes
+    afterwards: a metric calls this once every option is checked, and the model's budget is
+    checked here for the whole metric, before its first query.
     """
     if target is None and isinstance(attributions, Explanation):
         target = attributions.target
     t = check_targets(target, len(batch), model.num_classes)
+    check_budget(model, int(then) + (0 if t is not None else len(batch)))
     if t is not None:
         return t, 0
     t, _ = predict(model, batch)

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxplain.checks import check_choice, check_float_array, check_seed, check_targets
 from onnxplain.errors import InvalidInputError
 from onnxplain.evaluation.agreement import reduce_maps, spearman_rows
 from onnxplain.evaluation.result import MetricResult
+from onnxplain.models.heads import OUTPUTS
 
 if TYPE_CHECKING:
     import torch
@@ -90,6 +92,58 @@ def _randomise_layer(layer: torch.nn.Module, generator: torch.Generator) -> None
                 p.copy_(mean + std * torch.randn(p.shape, generator=generator, dtype=torch.float64))
 
 
+def _check_arguments(
+    module: Any,
+    x: Any,
+    blackbox: Any,
+    whitebox: Any,
+    target: Any,
+    layers: Sequence[str] | None,
+    input_shape: Sequence[int] | None,
+    output: str,
+    reduce: str,
+    seed: Any,
+    work_dir: str | Path | None,
+) -> tuple[np.ndarray, list[str]]:
+    """Every argument of :func:`randomisation_check` checked before any export: the (B,C,H,W)
+    explicands and the layers to randomise, output first."""
+    import torch
+
+    from onnxplain.blackbox.base import BlackBoxExplainer
+    from onnxplain.gradients._common import GradientMethod
+
+    if not isinstance(module, torch.nn.Module):
+        raise InvalidInputError("randomisation_check needs a torch.nn.Module.")
+    if not callable(getattr(blackbox, "explain", None)) or isinstance(blackbox, GradientMethod):
+        raise InvalidInputError(f"blackbox must be a configured black-box explainer (e.g. GEEX(...)), not {blackbox!r}.")
+    if not callable(getattr(whitebox, "explain", None)) or isinstance(whitebox, BlackBoxExplainer):
+        raise InvalidInputError(
+            f"whitebox must be a configured white-box explainer (e.g. IntegratedGradients()), not {whitebox!r}."
+        )
+    xb = check_float_array("x", x)
+    xb = xb[None] if xb.ndim == 3 else xb
+    if xb.ndim != 4 or 0 in xb.shape or not np.isfinite(xb).all():
+        raise InvalidInputError(f"x must be a finite (C,H,W) image or (B,C,H,W) batch, got shape {xb.shape}.")
+    if input_shape is not None and tuple(input_shape) != tuple(xb.shape[1:]):
+        raise InvalidInputError(f"input_shape {tuple(input_shape)} does not match x's explicands {tuple(xb.shape[1:])}.")
+    check_choice("output", output, OUTPUTS)
+    check_choice("reduce", reduce, ("mean", "sum", "abs"))
+    check_seed(seed)
+    check_targets(target, len(xb))  # the class count is known after the first forward
+    if work_dir is not None and Path(work_dir).exists() and not Path(work_dir).is_dir():
+        raise InvalidInputError(f"work_dir {str(work_dir)!r} exists and is not a directory.")
+    known = parameter_layers(module)
+    if not known:
+        raise InvalidInputError("the module has no parameters to randomise.")
+    order = list(layers) if layers is not None else known[::-1]
+    unknown = [name for name in order if name not in known]
+    if unknown:
+        raise InvalidInputError(f"unknown layer {unknown[0]!r}; layers with parameters: {', '.join(known)}.")
+    if not order:
+        raise InvalidInputError("layers must name at least one layer.")
+    return np.ascontiguousarray(xb), order
+
+
 def randomisation_check(
     module: torch.nn.Module,
     x: Any,
@@ -123,31 +177,18 @@ def randomisation_check(
     """
     import torch
 
-    from onnxplain.checks import check_targets
     from onnxplain.export import export_onnx
     from onnxplain.models.onnx import OnnxModel
 
-    if not isinstance(module, torch.nn.Module):
-        raise InvalidInputError("randomisation_check needs a torch.nn.Module.")
-    xb = np.asarray(x, dtype=np.float32)
-    if xb.ndim == 3:
-        xb = xb[None]
-    if xb.ndim != 4 or not np.isfinite(xb).all():
-        raise InvalidInputError(f"x must be a finite (C,H,W) image or (B,C,H,W) batch, got shape {xb.shape}.")
-    shape = tuple(input_shape) if input_shape is not None else tuple(xb.shape[1:])
-    known = parameter_layers(module)
-    if not known:
-        raise InvalidInputError("the module has no parameters to randomise.")
-    order = list(layers) if layers is not None else known[::-1]
-    unknown = [name for name in order if name not in known]
-    if unknown:
-        raise InvalidInputError(f"unknown layer {unknown[0]!r}; layers with parameters: {', '.join(known)}.")
-    if not order:
-        raise InvalidInputError("layers must name at least one layer.")
-
+    xb, order = _check_arguments(module, x, blackbox, whitebox, target, layers, input_shape, output, reduce, seed, work_dir)
+    shape = tuple(xb.shape[1:])
     model = copy.deepcopy(module).eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(xb)).double().numpy()
+        try:
+            logits = model(torch.from_numpy(xb)).double().numpy()
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InvalidInputError(f"the module cannot run on explicands of shape {shape}: {first}") from exc
     t = check_targets(target, len(xb), logits.shape[1])
     targets = logits.argmax(axis=1) if t is None else t
     generator = torch.Generator().manual_seed(int(seed))

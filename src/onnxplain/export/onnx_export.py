@@ -10,16 +10,22 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from onnxplain._io import atomic_write
-from onnxplain.errors import ExportError, InvalidInputError
+from onnxplain._io import atomic_write, check_output_path
+from onnxplain.checks import (
+    check_bool,
+    check_nonnegative_float,
+    check_positive_int,
+    check_seed,
+    check_shape,
+)
+from onnxplain.errors import ExportError, InvalidInputError, NonFiniteOutputError
 from onnxplain.export.wrap import PixelSpaceModel
-from onnxplain.models.base import Normalize
+from onnxplain.models.base import Normalize, QueryModel
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "logits"
@@ -77,18 +83,45 @@ def check_parity(
 
     ``onnx_model`` is an :class:`~onnxplain.models.onnx.OnnxModel` with ``output="raw"``.
     """
-    generator = torch.Generator().manual_seed(seed)
+    if not isinstance(module, torch.nn.Module):
+        raise InvalidInputError(f"check_parity needs a torch.nn.Module, got {type(module).__name__}.")
+    if not isinstance(onnx_model, QueryModel):
+        raise InvalidInputError(f"check_parity needs a QueryModel (an OnnxModel), got {type(onnx_model).__name__}.")
+    shape = check_shape("input_shape", input_shape)
+    sizes = [check_positive_int("every batch size", n) for n in batch_sizes]
+    generator = torch.Generator().manual_seed(check_seed(seed))
     max_diff, agree, total = 0.0, 0, 0
     module = module.eval()
-    for n in batch_sizes:
-        x = torch.rand((n, *input_shape), generator=generator)
+    for n in sizes:
+        x = torch.rand((n, *shape), generator=generator)
         with torch.inference_mode():
-            ref = module(x).reshape(n, -1).double().numpy()
+            ref = _run_module(module, x).reshape(n, -1).double().numpy()
         got = np.asarray(onnx_model(x.numpy()), np.float64)
         max_diff = max(max_diff, float(np.abs(got - ref).max()))
         agree += int((got.argmax(1) == ref.argmax(1)).sum())
         total += n
     return max_diff, agree / total
+
+
+def _run_module(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)``; a module that cannot run on x's shape is reported as bad input (cause kept)."""
+    try:
+        return module(x)
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvalidInputError(f"the module cannot run on input of shape {tuple(x.shape[1:])}: {first}") from exc
+
+
+def _check_normalize(normalize: Any, channels: int) -> Normalize | None:
+    """``None``, a :class:`Normalize` or a ``(mean, std)`` pair, checked against the channel count."""
+    if normalize is None:
+        return None
+    if not isinstance(normalize, Normalize):
+        if isinstance(normalize, (str, bytes)) or not (isinstance(normalize, Sequence) and len(normalize) == 2):
+            raise InvalidInputError(f"normalize must be Normalize(mean, std) or a (mean, std) pair, not {normalize!r}.")
+        normalize = Normalize(*normalize)
+    normalize.check_channels(channels)
+    return normalize
 
 
 def export_onnx(
@@ -116,15 +149,20 @@ def export_onnx(
     from onnxplain.models.onnx import OnnxModel
 
     started = time.perf_counter()
-    shape = tuple(int(d) for d in input_shape)
-    if len(shape) != 3 or min(shape) <= 0:
-        raise InvalidInputError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}.")
     if not isinstance(module, torch.nn.Module):
         raise InvalidInputError(f"export_onnx needs a torch.nn.Module, got {type(module).__name__}.")
-    if normalize is not None and not isinstance(normalize, Normalize):
-        normalize = Normalize(*normalize)
-    if normalize is not None:
-        normalize.check_channels(shape[0])
+    shape = check_shape("input_shape", input_shape)
+    if len(shape) != 3:
+        raise InvalidInputError(f"input_shape must be (C, H, W) with positive sizes, got {shape}.")
+    out = check_output_path(path, "ONNX path")
+    normalize = _check_normalize(normalize, shape[0])
+    if labels is not None and (isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence)):
+        raise InvalidInputError(f"labels must be a sequence of class names, not {type(labels).__name__}.")
+    opset = check_positive_int("opset", opset)
+    check = check_bool("check", check)
+    atol, rtol = check_nonnegative_float("atol", atol), check_nonnegative_float("rtol", rtol)
+    if source is not None and not isinstance(source, str):
+        raise InvalidInputError(f"source must be a string or None, not {type(source).__name__}.")
     wrapped = PixelSpaceModel(
         module,
         mean=normalize.mean if normalize else None,
@@ -133,7 +171,9 @@ def export_onnx(
     ).eval()
     example = torch.rand((2, *shape), generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        reference = wrapped(example)
+        reference = _run_module(wrapped, example)
+    if not bool(torch.isfinite(reference).all()):
+        raise NonFiniteOutputError("the module returns NaN or infinite scores on random [0,1] input; nothing was exported.")
     if reference.ndim != 2:
         raise ExportError(f"the module returns shape {tuple(reference.shape)}; a classifier must return (N, classes).")
     num_classes = int(reference.shape[1])
@@ -185,7 +225,6 @@ def export_onnx(
                 f"the exported model disagrees with torch: max |ort − torch| = {max_diff:.3g}, "
                 f"top-1 agreement {agreement:.1%} (tolerance {atol} + {rtol}·{scale:.3g})."
             )
-    out = Path(path)
     with atomic_write(out) as handle:
         handle.write(data)
     return ExportReport(

@@ -27,8 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from onnxplain.checks import check_choice, check_optional_positive_int, check_targets
-from onnxplain.devices import torch_device
+from onnxplain.checks import (
+    check_choice,
+    check_float_array,
+    check_optional_positive_int,
+    check_targets,
+)
+from onnxplain.devices import parse_device, torch_device
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError
 from onnxplain.explanation import Explanation
 
@@ -82,23 +87,24 @@ def model_dtype(model: nn.Module, x: InputLike) -> torch.dtype:
             return tensor.dtype
     if isinstance(x, torch.Tensor):
         return x.dtype if x.dtype == torch.float64 else torch.float32
-    return torch.float64 if np.asarray(x).dtype == np.float64 else torch.float32
+    return torch.float64 if getattr(x, "dtype", None) == np.float64 else torch.float32
 
 
 def as_batch_tensor(x: InputLike, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
-    """``(batch, single)``: ``x`` (C,H,W) or (B,C,H,W) as a detached (B,C,H,W) tensor on ``device``."""
+    """``(batch, single)``: ``x`` (C,H,W) or (B,C,H,W) as a detached (B,C,H,W) tensor on ``device``.
+
+    ``x`` must hold floats (:func:`~onnxplain.checks.check_float_array`); read-only and strided
+    arrays are copied.
+    """
     if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise InvalidInputError(f"x must be a floating-point tensor, got {x.dtype}.")
         t = x.detach()
     else:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError):
-            raise InvalidInputError(
-                f"x must be a numpy array or a torch tensor, got {type(x).__name__}."
-            ) from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise InvalidInputError(f"x must hold numbers, got dtype {arr.dtype}.")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        arr = check_float_array("x", x, dtype=None)
+        if not (arr.flags.writeable and arr.flags.c_contiguous):
+            arr = np.array(arr, order="C")  # torch.from_numpy wants a writable array
+        t = torch.from_numpy(arr)
     if t.ndim == 3:
         t, single = t.unsqueeze(0), True
     elif t.ndim == 4:
@@ -284,7 +290,16 @@ class Runner:
         return t.contiguous(memory_format=self._chunk_format(t.ndim))
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._call(x)
+        try:
+            out = self._call(x)
+        except RuntimeError as exc:
+            if self.n_forward or isinstance(exc, torch.cuda.OutOfMemoryError):
+                raise
+            # the first forward: a module declares no input shape, so a wrong one shows here
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InvalidInputError(
+                f"the model cannot run on explicands of shape {tuple(x.shape[1:])}: {first}"
+            ) from exc
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise InvalidInputError(
@@ -400,6 +415,8 @@ class GradientMethod:
         """``batch_size=None`` picks :func:`auto_batch_size` from the explicand's size;
         ``memory_format`` see :func:`wants_channels_last` and :class:`PreparedModule`."""
         self.output = check_output(output)
+        if device is not None:
+            parse_device(device)  # the name now; whether the device exists when explaining
         self.device = device
         self.batch_size = check_optional_positive_int("batch_size", batch_size)
         self.memory_format = check_choice("memory_format", memory_format, MEMORY_FORMATS)
@@ -432,6 +449,9 @@ class GradientMethod:
         device = resolve_device(model, self.device)
         dtype = model_dtype(model, x)
         xb, single = as_batch_tensor(x, device, dtype)
+        declared = getattr(model, "input_shape", None)  # e.g. PixelSpaceModel's
+        if isinstance(declared, tuple) and tuple(xb.shape[1:]) != tuple(declared):
+            raise InvalidInputError(f"the model takes explicands of shape {declared}, got {tuple(xb.shape[1:])}.")
         self._check_input(xb)
         batch_size = self.batch_size or auto_batch_size(xb[0].numel())
         explicit = targets_tensor(target, xb.shape[0], device)

@@ -127,9 +127,9 @@ class AttEXplore(GradientMethod):
         if self.rho > 1:
             raise InvalidInputError(f"rho must lie in [0, 1], got {rho}.")
         self.noise_sigma = check_nonnegative_float("noise_sigma", noise_sigma)
-        if input_diversity is True:
-            input_diversity = "pad"
-        if input_diversity not in (False, "auto", "pad", "resize"):
+        if isinstance(input_diversity, (bool, np.bool_)):
+            input_diversity = "pad" if input_diversity else False
+        elif not (isinstance(input_diversity, str) and input_diversity in ("auto", "pad", "resize")):
             raise InvalidInputError(
                 f"input_diversity must be 'auto', True, False, 'pad' or 'resize', not {input_diversity!r}."
             )

@@ -123,6 +123,10 @@ class IntegratedGradients(GradientMethod):
             "baseline": self.baseline.describe(),
         }
 
+    def _check_input(self, x: torch.Tensor) -> None:
+        super()._check_input(x)
+        self.baseline.check_shape(tuple(x.shape))  # before the first forward
+
     def _attribute(
         self, run: Runner, x: torch.Tensor, targets: torch.Tensor, scores: torch.Tensor | None
     ) -> Result:

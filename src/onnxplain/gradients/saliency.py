@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from onnxplain.checks import check_bool
 from onnxplain.gradients._common import GradientMethod, MemoryFormat, Output, Result, Runner
 
 
@@ -46,7 +47,7 @@ class Saliency(GradientMethod):
         memory_format: MemoryFormat = "auto",
     ) -> None:
         super().__init__(output=output, device=device, batch_size=batch_size, memory_format=memory_format)
-        self.abs = bool(abs)
+        self.abs = check_bool("abs", abs)
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "abs": self.abs}

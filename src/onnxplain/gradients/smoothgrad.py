@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from onnxplain.checks import check_nonnegative_float, check_positive_int, check_seed
+from onnxplain.checks import check_bool, check_nonnegative_float, check_positive_int, check_seed
 from onnxplain.gradients._common import (
     GradientMethod,
     MemoryFormat,
@@ -66,7 +66,7 @@ class SmoothGrad(GradientMethod):
         self.samples = check_positive_int("samples", samples)
         self.sigma = check_nonnegative_float("sigma", sigma)
         self.seed = check_seed(seed)
-        self.abs = bool(abs)
+        self.abs = check_bool("abs", abs)
 
     def params(self) -> dict[str, Any]:
         return {

@@ -11,13 +11,18 @@ field missing from both is an error naming the option and the CLI flag that supp
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from onnxplain.checks import (
+    check_nonnegative_float,
+    check_optional_positive_int,
+    check_positive_float,
+    check_positive_int,
+)
 from onnxplain.errors import InvalidInputError, ModelLoadError
 from onnxplain.serving.protocol import DEFAULT_DATATYPE, FLOAT_DATATYPES
 
@@ -199,30 +204,33 @@ def check_arguments(
     binary: Any,
     batch_size: int | None,
     ends_in_softmax: Any,
+    headers: Any = None,
 ) -> None:
     """Validate RemoteModel's arguments before anything is sent (one sentence per bad value)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInputError(f"{url!r} is not an http(s) URL.")
-    if not model_name:
-        raise InvalidInputError("model_name must be a non-empty string.")
+    if not isinstance(model_name, str) or not model_name:
+        raise InvalidInputError(f"model_name must be a non-empty string, not {model_name!r}.")
     if layout not in ("NCHW", "NHWC"):
         raise InvalidInputError(f"layout must be 'NCHW' or 'NHWC', not {layout!r}.")
-    if not (isinstance(timeout, (int, float)) and timeout > 0 and math.isfinite(timeout)):
-        raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}.")
-    if not isinstance(retries, int) or retries < 0:
-        raise InvalidInputError(f"retries must be a non-negative integer, got {retries!r}.")
-    if backoff < 0 or backoff_max < 0:
-        raise InvalidInputError("backoff and backoff_max must be non-negative.")
-    for name, value in (("concurrency", concurrency), ("max_batch_size", max_batch_size), ("batch_size", batch_size)):
-        if (value is not None or name == "concurrency") and (not isinstance(value, int) or value < 1):
-            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
-    if binary not in (True, False, "auto"):
+    check_positive_float("timeout", timeout)
+    check_positive_int("retries", retries, 0)
+    check_nonnegative_float("backoff", backoff)
+    check_nonnegative_float("backoff_max", backoff_max)
+    check_positive_int("concurrency", concurrency)
+    check_optional_positive_int("max_batch_size", max_batch_size)
+    check_optional_positive_int("batch_size", batch_size)
+    if not (isinstance(binary, bool) or (isinstance(binary, str) and binary == "auto")):
         raise InvalidInputError(f"binary must be True, False or 'auto', not {binary!r}.")
-    if ends_in_softmax not in (None, True, False):
+    if ends_in_softmax is not None and not isinstance(ends_in_softmax, bool):
         raise InvalidInputError(
             f"ends_in_softmax must be None (decide from the first answer), True or False, not {ends_in_softmax!r}."
         )
+    if headers is not None and not (
+        isinstance(headers, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise InvalidInputError(f"headers must be a mapping of header names to strings, not {headers!r}.")
 
 
 def check_remote_options(options: Mapping[str, Any]) -> None:

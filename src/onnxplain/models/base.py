@@ -21,7 +21,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from onnxplain.checks import check_choice, check_targets
+from onnxplain.checks import (
+    check_bool,
+    check_choice,
+    check_float_array,
+    check_optional_positive_int,
+    check_positive_int,
+    check_shape,
+    check_targets,
+)
 from onnxplain.errors import InvalidInputError, NonFiniteOutputError, QueryBudgetExceeded
 from onnxplain.models.heads import (
     HEADS,
@@ -126,8 +134,11 @@ def check_budget(model: QueryModel, needed: int) -> None:
 
 
 def as_batch(x: Any, input_shape: Sequence[int]) -> tuple[np.ndarray, bool]:
-    """Return ``(batch, single)``: ``x`` as a float32 (B, *input_shape) array, and whether it was one sample."""
-    arr = np.asarray(x, dtype=np.float32)
+    """Return ``(batch, single)``: ``x`` as a float32 (B, *input_shape) array, and whether it was one sample.
+
+    ``x`` must be a floating-point array (:func:`~onnxplain.checks.check_float_array`).
+    """
+    arr = check_float_array("the explicand", x)
     shape = tuple(input_shape)
     if arr.shape == shape:
         return arr[None], True
@@ -154,12 +165,40 @@ def preferred_batch_size(model: QueryModel, requested: int | None = None) -> int
     it), else :data:`DEFAULT_BATCH_SIZE`.
     """
     if requested is not None:
-        if requested <= 0:
-            raise InvalidInputError(f"batch_size must be positive, got {requested}.")
-        return int(requested)
+        return check_positive_int("batch_size", requested)
     if isinstance(model, InstrumentedModel):
         return int(model.best_batch_size())
     return DEFAULT_BATCH_SIZE
+
+
+def check_adapter_arguments(
+    *,
+    input_shape: Any = None,
+    num_classes: Any = None,
+    output: Any = "probs",
+    batch_size: Any = None,
+    max_queries: Any = None,
+    preprocess: Any = None,
+    channel_order: Any = "RGB",
+    head: Any = None,
+) -> None:
+    """The arguments every adapter shares, checked before it opens a file, a session or a
+    connection (``input_shape``/``num_classes`` ``None``: not given, read from the model later)."""
+    shape = None if input_shape is None else check_shape("input_shape", input_shape)
+    if num_classes is not None:
+        check_positive_int("num_classes", num_classes)
+    check_choice("output", output, OUTPUTS)
+    check_optional_positive_int("batch_size", batch_size)
+    if max_queries is not None:
+        check_positive_int("max_queries", max_queries, 0)
+    if preprocess is not None:
+        if not isinstance(preprocess, Normalize):
+            raise InvalidInputError(f"preprocess must be Normalize(mean, std) or None, not {type(preprocess).__name__}.")
+        if shape is not None:
+            preprocess.check_channels(shape[0])
+    check_choice("channel_order", channel_order, ("RGB", "BGR"))
+    if head is not None:
+        check_choice("head", head, HEADS)
 
 
 class BaseQueryModel:
@@ -208,13 +247,19 @@ class BaseQueryModel:
         channel_order: ChannelOrder = "RGB",
         head: Head | None = None,
     ) -> None:
-        self.output = check_choice("output", output, OUTPUTS)  # type: ignore[assignment]
-        if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size <= 0):
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        if max_queries is not None and max_queries < 0:
-            raise InvalidInputError(f"max_queries must be non-negative, got {max_queries}.")
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.num_classes = int(num_classes)
+        check_adapter_arguments(
+            input_shape=input_shape,
+            num_classes=num_classes,
+            output=output,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            preprocess=preprocess,
+            channel_order=channel_order,
+            head=head,
+        )
+        self.output = output
+        self.input_shape = check_shape("input_shape", input_shape)
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.batch_size = None if batch_size is None else int(batch_size)
         self.max_queries = max_queries
         self.preprocess = preprocess
@@ -264,9 +309,14 @@ class BaseQueryModel:
 
     # -- the door -------------------------------------------------------------------------------
     def check_input(self, batch: Any) -> Any:
-        """Shape-check a batch; numpy input becomes float32, device tensors pass through."""
+        """Shape-check a batch; floating numpy input becomes float32, floating device tensors pass
+        through, anything else (integers, strings, …) is refused (:func:`~onnxplain.checks.check_float_array`)."""
         if not hasattr(batch, "__dlpack__") or isinstance(batch, np.ndarray):
-            batch = np.asarray(batch, dtype=np.float32)
+            batch = check_float_array("a query batch", batch)
+            if not np.isfinite(batch).all():
+                raise InvalidInputError("a query batch holds NaN or infinite values.")
+        elif not batch.is_floating_point():
+            raise InvalidInputError(f"a query batch must be a floating-point tensor, got {batch.dtype}.")
         shape = tuple(batch.shape)
         if len(shape) != len(self.input_shape) + 1 or shape[1:] != self.input_shape:
             raise InvalidInputError(
@@ -339,7 +389,12 @@ class BaseQueryModel:
 
         ``start`` is the chunk's offset in the caller's batch, so errors name the sample.
         """
-        raw = np.asarray(raw).reshape(rows, -1)
+        raw = np.asarray(raw)
+        if raw.dtype == bool or not np.issubdtype(raw.dtype, np.number):
+            raise InvalidInputError(f"{source} returned {raw.dtype} values, not class scores.")
+        if raw.size == 0 or raw.size % rows:
+            raise InvalidInputError(f"{source} returned an array of shape {raw.shape} for {rows} samples.")
+        raw = raw.reshape(rows, -1)
         if raw.shape[1] != self.num_classes:
             raise InvalidInputError(f"{source} returned {raw.shape[1]} scores per sample, expected {self.num_classes}.")
         finite = np.isfinite(raw).all(axis=1)
@@ -405,9 +460,11 @@ class FunctionModel(BaseQueryModel):
         head: Head | None = None,
         **kwargs: Any,
     ) -> None:
+        if not callable(fn):
+            raise InvalidInputError(f"FunctionModel needs a function batch -> scores, got {type(fn).__name__}.")
         self.fn = fn
         self.source = getattr(fn, "__qualname__", type(fn).__name__)
-        if head is None and ends_in_softmax:
+        if head is None and check_bool("ends_in_softmax", ends_in_softmax):
             head = "softmax"
         super().__init__(input_shape, num_classes, output=output, head=head, **kwargs)
 

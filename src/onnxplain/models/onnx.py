@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from onnxplain.checks import check_choice
+from onnxplain.checks import check_bool, check_choice, check_positive_int
 from onnxplain.errors import InvalidInputError, ModelLoadError
 from onnxplain.models import autobatch
 from onnxplain.models._graph import GraphSpec, Layout, read_graph
@@ -30,7 +30,7 @@ from onnxplain.models._ort import (
     read_model_bytes,
 )
 from onnxplain.models.autobatch import confirm_rates, pick_batch_size
-from onnxplain.models.base import BaseQueryModel, ChannelOrder
+from onnxplain.models.base import BaseQueryModel, ChannelOrder, check_adapter_arguments
 from onnxplain.models.heads import HEADS, Head, OutputHead, check_head_output
 from onnxplain.models.inputs import Normalize, convert_input, input_quantum_of, torch_dtype_of
 
@@ -154,12 +154,20 @@ class OnnxModel(BaseQueryModel):
         channel_order: ChannelOrder = "RGB",
         head: Head | Literal["auto"] = "auto",
     ) -> None:
+        if not isinstance(model, (str, os.PathLike, bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"model must be the path of an .onnx file or its bytes, not {type(model).__name__}.")
         check_choice("layout", layout, ("NCHW", "NHWC"))
         check_choice("head", head, ("auto", *HEADS))
-        if batch_size != "auto" and not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
-            raise InvalidInputError(f"batch_size must be 'auto' or a positive integer, got {batch_size!r}.")
+        if not (isinstance(batch_size, str) and batch_size == "auto"):
+            check_positive_int("batch_size", batch_size)
+        check_adapter_arguments(
+            input_shape=input_shape, output=output, max_queries=max_queries, preprocess=preprocess, channel_order=channel_order
+        )
+        if intra_op_threads is not None:
+            check_positive_int("intra_op_threads", intra_op_threads, 0)
+        cuda_graph = check_bool("cuda_graph", cuda_graph)
         self.device_type, self.device_id = ort_device(device)
-        self.io_binding = self.device_type == "cuda" if io_binding is None else bool(io_binding)
+        self.io_binding = self.device_type == "cuda" if io_binding is None else check_bool("io_binding", io_binding)
         if cuda_graph and (self.device_type != "cuda" or not self.io_binding):
             raise InvalidInputError("cuda_graph=True needs a CUDA device and IO binding.")
         self.cuda_graph = cuda_graph

@@ -30,7 +30,13 @@ from onnxplain.models._remote_config import (
     resolve_tensors,
     supply,
 )
-from onnxplain.models.base import DEFAULT_BATCH_SIZE, BaseQueryModel, Normalize, OutputHead
+from onnxplain.models.base import (
+    DEFAULT_BATCH_SIZE,
+    BaseQueryModel,
+    Normalize,
+    OutputHead,
+    check_adapter_arguments,
+)
 from onnxplain.serving.protocol import (
     BINARY_EXTENSION,
     BINARY_HEADER,
@@ -134,7 +140,11 @@ class RemoteModel(BaseQueryModel):
     ) -> None:
         check_arguments(
             url, model_name, layout, timeout, retries, backoff, backoff_max, concurrency, max_batch_size, binary,
-            batch_size, ends_in_softmax,
+            batch_size, ends_in_softmax, headers,
+        )  # fmt: skip
+        check_adapter_arguments(
+            input_shape=input_shape, num_classes=num_classes, output=output, max_queries=max_queries,
+            preprocess=preprocess, channel_order=channel_order,
         )  # fmt: skip
         self._http = HttpTransport(
             url, timeout=timeout, retries=retries, backoff=backoff, backoff_max=backoff_max, headers=headers

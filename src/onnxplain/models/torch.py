@@ -11,10 +11,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from onnxplain.checks import check_choice
+from onnxplain.checks import check_bool, check_choice
 from onnxplain.devices import torch_device
 from onnxplain.errors import InvalidInputError
-from onnxplain.models.base import BaseQueryModel, ChannelOrder
+from onnxplain.models.base import BaseQueryModel, ChannelOrder, check_adapter_arguments
 from onnxplain.models.heads import HEADS, Head, OutputHead
 from onnxplain.models.inputs import Normalize
 
@@ -69,6 +69,17 @@ class TorchModel(BaseQueryModel):
         if shape is None:
             raise InvalidInputError("input_shape is required: the module does not declare one.")
         check_choice("head", head, ("auto", *HEADS))
+        check_adapter_arguments(
+            input_shape=shape,
+            num_classes=num_classes,
+            output=output,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            preprocess=preprocess,
+            channel_order=channel_order,
+        )
+        if ends_in_softmax is not None:
+            check_bool("ends_in_softmax", ends_in_softmax)
         if head == "auto" and ends_in_softmax is not None:
             head, self.head_source = ("softmax" if ends_in_softmax else "logits"), "declared (ends_in_softmax)"
         elif head == "auto":
@@ -91,7 +102,12 @@ class TorchModel(BaseQueryModel):
         self.device = str(self.torch_device)
         self.uses_host_cpu = self.torch_device.type == "cpu"
         if num_classes is None:
-            self.num_classes = int(self._forward(np.zeros((1, *self.input_shape), np.float32)).shape[1])
+            try:
+                probe = self._forward(np.zeros((1, *self.input_shape), np.float32))
+            except RuntimeError as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise InvalidInputError(f"the module cannot run on input_shape {self.input_shape}: {first}") from exc
+            self.num_classes = int(probe.shape[1])
 
     def _forward(self, chunk: Any) -> np.ndarray:
         with torch.inference_mode():
