@@ -6,14 +6,16 @@
   the seed), run on the model's torch twin; no budget;
 * ``ig-ref``: the GEEX paper's ImageNet reference ``IntegratedGradients(steps=128, baseline="blur")``
   (blurred explicand, kernel 31, σ 5), the map every other map is compared with;
-* ``random``: a uniformly random pixel order (i.i.d. uniform keys from
-  ``numpy.random.default_rng([seed, 1])``, the keys of
-  :func:`onnxplain.evaluation.random_order_reference`), the floor of every curve metric.
+* ``random``: a uniformly random pixel order, its own for every photo (i.i.d. uniform keys from
+  ``numpy.random.default_rng([seed, 1, crc32(photo name)])``; what
+  :func:`onnxplain.evaluation.random_order_reference` does for a batch), the floor of every curve
+  metric.
 """
 
 from __future__ import annotations
 
 import ast
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,7 +90,11 @@ class Spec:
         from onnxplain._io import to_jsonable
 
         if self.kind == "random":
-            return {"method": RANDOM, "order": "uniform keys, default_rng([seed, 1])", "seed": seed}
+            return {
+                "method": RANDOM,
+                "order": "uniform keys, default_rng([seed, 1, crc32(photo)])",
+                "seed": seed,
+            }
         cls = self.cls()
         method = self.build(budget, seed)
         return {
@@ -98,9 +104,9 @@ class Spec:
         }
 
 
-def random_map(height: int, width: int, seed: int) -> np.ndarray:
-    """The random order's (H, W) keys (those of ``random_order_reference`` for one explicand)."""
-    return np.random.default_rng([seed, 1]).random((1, 1, height, width))[0, 0]
+def random_map(height: int, width: int, seed: int, photo: str) -> np.ndarray:
+    """The random order's (H, W) keys for one photo: i.i.d. U[0, 1), so a uniform permutation."""
+    return np.random.default_rng([seed, 1, zlib.crc32(photo.encode())]).random((height, width))
 
 
 def all_specs() -> list[Spec]:

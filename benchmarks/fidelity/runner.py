@@ -125,7 +125,11 @@ def explain(spec: Spec, item: Item, subject: Subject, photo: fm.Photo) -> tuple[
     """One map (H, W) and what it cost."""
     if spec.kind == "random":
         assert item.seed is not None
-        return random_map(*photo.shape, item.seed), {"seconds": 0.0, "n_queries": 0, "n_backward": 0}
+        return random_map(*photo.shape, item.seed, item.photo), {
+            "seconds": 0.0,
+            "n_queries": 0,
+            "n_backward": 0,
+        }
     method = spec.build(item.budget, item.seed)
     model = subject.query if spec.kind == "blackbox" else subject.net()
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,9 @@ from benchmarks import real_fidelity as rf
 from benchmarks.__main__ import benchmark_names
 from benchmarks.fidelity import metrics as fm
 from benchmarks.fidelity import report
-from benchmarks.fidelity.methods import REFERENCE, Spec, parse_methods, random_map
+from benchmarks.fidelity.methods import REFERENCE, parse_methods, random_map
 from benchmarks.fidelity.progress import Progress
-from benchmarks.fidelity.runner import Plan, Subject, choose_photos, run
+from benchmarks.fidelity.runner import PhotoRun, Plan, Subject, choose_photos, run
 from benchmarks.fidelity.store import Item, WorkDir
 from benchmarks.fidelity.summary import Row, aopc_of_curves, collect, jackknife
 
@@ -88,9 +89,14 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _plan(cache: Path, work: Path, specs: list[Spec] | None = None) -> Plan:
-    specs = specs or parse_methods("geex,rise,saliency")
-    return Plan(cache, ("tiny",), ("cat", "dog"), (40, 80), (0,), tuple(specs), work)
+@pytest.fixture(scope="module")
+def stored(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, list[PhotoRun]]:
+    """One run of the pipeline (geex, rise at 2 budgets; saliency; ig-ref; random) on 2 photos."""
+    specs = parse_methods("geex,rise,saliency")
+    plan = Plan(
+        cache, ("tiny",), ("cat", "dog"), (40, 80), (0,), tuple(specs), tmp_path_factory.mktemp("work")
+    )
+    return plan, run(plan)
 
 
 def test_photos_labelled_first_and_the_script_is_a_benchmark(cache: Path) -> None:
@@ -115,9 +121,12 @@ def test_methods_always_include_the_reference_and_random() -> None:
         parse_methods("geex,nope")
 
 
-def test_pipeline_stores_everything_and_a_rerun_computes_nothing(cache: Path, tmp_path: Path) -> None:
-    plan = _plan(cache, tmp_path / "work")
-    first = run(plan)
+def test_pipeline_stores_everything_and_a_rerun_computes_nothing(
+    stored: tuple[Plan, list[PhotoRun]], tmp_path: Path
+) -> None:
+    plan, first = stored
+    shutil.copytree(plan.work, tmp_path / "work")
+    plan = dataclasses.replace(plan, work=tmp_path / "work")
     # geex, rise at 2 budgets + saliency (deterministic: one map) + ig-ref + random, per photo
     assert [len(r.explained) for r in first] == [7, 7]
     assert all(r.metric_maps == 7 and not r.failed for r in first)
@@ -137,13 +146,11 @@ def test_pipeline_stores_everything_and_a_rerun_computes_nothing(cache: Path, tm
     )
 
 
-def test_stored_metrics_equal_direct_library_calls(cache: Path, tmp_path: Path) -> None:
-    from onnxplain.evaluation import aopc_deletion, insertion_auc, random_order_reference
+def test_stored_metrics_equal_direct_library_calls(cache: Path, stored: tuple[Plan, list[PhotoRun]]) -> None:
+    from onnxplain.evaluation import aopc_deletion, deletion_auc, insertion_auc
     from onnxplain.evaluation.agreement import agreement
 
-    plan = _plan(cache, tmp_path / "work", parse_methods("rise"))
-    run(plan)
-    work, subject = WorkDir(plan.work), Subject(cache, "tiny")
+    work, subject = WorkDir(stored[0].work), Subject(cache, "tiny")
     x = ra.photos(cache, SIZE, names=["cat"])[0][0]
     target = int(subject.query(x[None]).argmax())
     step = fm.step_pixels(SIZE, SIZE)  # round(0.01 · 1024) = 10
@@ -158,10 +165,12 @@ def test_stored_metrics_equal_direct_library_calls(cache: Path, tmp_path: Path) 
     np.testing.assert_allclose(curves["aopc_curve"], aopc.curve, atol=1e-9)
     ins = insertion_auc(subject.query, x, saliency, target=target, step=step, substrate="blur")
     assert curves["insertion"] == pytest.approx(ins.score, abs=1e-9)
+    dele = deletion_auc(subject.query, x, saliency, target=target, step=step, substrate="zero")
+    assert curves["deletion"] == pytest.approx(dele.score, abs=1e-9) and dele.score != ins.score
     rand = work.record(Item("tiny", "cat", "random", None, 0))
     assert rand is not None
-    ref = random_order_reference(
-        "aopc_deletion", subject.query, x, target=target, replacement="blur", stride=step
+    ref = aopc_deletion(
+        subject.query, x, random_map(SIZE, SIZE, 0, "cat"), target=target, replacement="blur", stride=step
     )
     assert rand["metrics"]["curves"]["aopc"] == pytest.approx(ref.score, abs=1e-9)
     pixel = agreement(saliency, work.load_map(Item("tiny", "cat", REFERENCE, None, None)), fractions=(0.1,))
@@ -300,14 +309,15 @@ def test_the_script_end_to_end_and_its_errors(
     assert "build_real_cache.py" in capsys.readouterr().err
 
 
-def test_random_map_is_the_random_order_references_keys() -> None:
-    keys = np.random.default_rng([5, 1]).random((1, 1, 7, 9))
-    np.testing.assert_array_equal(random_map(7, 9, 5), keys[0, 0])
+def test_random_order_is_seeded_and_differs_between_photos() -> None:
+    a, b = random_map(7, 9, 5, "cat"), random_map(7, 9, 5, "dog")
+    np.testing.assert_array_equal(a, random_map(7, 9, 5, "cat"))
+    assert a.shape == (7, 9) and len(np.unique(a)) == 63 and not np.array_equal(a, b)
+    assert not np.array_equal(a, random_map(7, 9, 6, "cat"))
 
 
-def test_collect_reads_what_run_stored(cache: Path, tmp_path: Path) -> None:
-    plan = _plan(cache, tmp_path / "work", parse_methods("rise"))
-    run(plan)
+def test_collect_reads_what_run_stored(stored: tuple[Plan, list[PhotoRun]]) -> None:
+    plan = dataclasses.replace(stored[0], specs=tuple(parse_methods("rise")))
     rows = collect(plan, "tiny", (SIZE, SIZE))
     by = {(r.key, r.budget): r for r in rows}
     assert set(by) == {("rise", 40), ("rise", 80), (REFERENCE, None), ("random", None)}
