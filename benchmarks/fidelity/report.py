@@ -4,6 +4,7 @@ scales, and the goals of issue 16 checked as met / not met with their numbers.""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,8 @@ def fmt(mean: float, se: float | None = None, digits: int = 3) -> str:
 
 
 def _scale_label(scale: str) -> str:
-    return scale.replace("x", "×")
+    """``"14x14"`` → ``"14×14"``; ``"pixel"`` stays."""
+    return re.sub(r"^(\d+)x(\d+)$", r"\1×\2", scale)
 
 
 def _calls(row: Row) -> str:

@@ -347,3 +347,15 @@ def test_method_variants_are_rows_of_their_own() -> None:
         parse_methods("rise[p_keep=-1]")
     with pytest.raises(ValueError, match="variant"):
         parse_methods("rise[nonsense=1]")
+
+
+def test_agreement_table_orders_scales_from_pixels_to_coarse() -> None:
+    row = _row("geex", 5000, 0.9, [0.5])
+    row.per_photo["p0"]["agreement"] = {
+        s: {"spearman": v, "top10": v} for s, v in [("14x14", 0.3), ("pixel", 0.1), ("28x28", 0.2)]
+    }
+    lines = report.agreement_table([row]).splitlines()
+    assert lines[0] == (
+        "| method | budget | Spearman pixel | Spearman 28×28 | Spearman 14×14 | top-10 % pixel | top-10 % 28×28 | top-10 % 14×14 |"
+    )
+    assert lines[2] == "| geex | 5000 | 0.100 | 0.200 | 0.300 | 0.100 | 0.200 | 0.300 |"
