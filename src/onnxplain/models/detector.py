@@ -120,8 +120,7 @@ class DetectorModel(BaseQueryModel):
         self.n_queries, self.n_calls, self.model_seconds = 1, 1, first
         self.n_requested = 1
         self.runtime_seconds0 = s0
-        boxes = np.array([t.box for t in self.targets], np.float64).reshape(-1, 4)
-        self.target_boxes = self.letterbox.content_to_model(boxes)  # (T, 4) in the detector's frame
+        self.target_boxes = np.array([t.model_box for t in self.targets], np.float64).reshape(-1, 4)  # (T, 4)
         self.target_classes = np.array([t.class_id for t in self.targets], np.int64)
         drise_scores(proposals, self.target_boxes, self.target_classes, objectness)  # checks the option once
 

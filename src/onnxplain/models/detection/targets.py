@@ -32,7 +32,7 @@ point at the target's class would score cos ≈ 1: ``"max_class"`` keeps such pr
 @dataclass(frozen=True)
 class Detection:
     """One detection of the unperturbed image: ``box`` in explicand (content) pixels, ``image_box``
-    in the original photo's pixels, both xyxy."""
+    in the original photo's pixels (both xyxy, clipped to the picture)."""
 
     index: int
     class_id: int
@@ -40,6 +40,8 @@ class Detection:
     confidence: float
     box: tuple[float, float, float, float]
     image_box: tuple[float, float, float, float]
+    model_box: tuple[float, float, float, float]
+    """The detector's own box in its input frame (not clipped): what the similarity compares."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,15 +62,15 @@ def list_detections(
     classes = proposals.best_class()[0]
     keep = np.flatnonzero(confidence >= conf)
     order = keep[nms(proposals.boxes[0, keep], confidence[keep], classes[keep], iou)]
-    content = letterbox.model_to_content(proposals.boxes[0, order])
+    model = proposals.boxes[0, order]
     h, w = letterbox.content_hw
-    content = np.clip(content, 0, np.array([w, h, w, h]))
+    content = np.clip(letterbox.model_to_content(model), 0, np.array([w, h, w, h]))
     image = letterbox.content_to_image(content)
     out = []
     for i, j in enumerate(order):  # once per detection of the unperturbed image
         c = int(classes[j])
         label = names[c] if 0 <= c < len(names) else f"class {c}"
-        out.append(Detection(i, c, label, float(confidence[j]), _box(content[i]), _box(image[i])))
+        out.append(Detection(i, c, label, float(confidence[j]), _box(content[i]), _box(image[i]), _box(model[i])))
     return out
 
 
