@@ -46,7 +46,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_detectors(cache: Path, names: Sequence[str] | None = None) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "scripts"))
     from fetch_detectors import load_manifest
-
     from onnxplain.models.detector import open_detector
 
     manifest = load_manifest(cache)["detectors"]
@@ -55,13 +54,9 @@ def load_detectors(cache: Path, names: Sequence[str] | None = None) -> dict[str,
 
 
 def load_photo(path: Path) -> np.ndarray:
-    from PIL import Image
+    from onnxplain.models.detector import load_photo as load
 
-    from onnxplain.images import load_picture
-
-    with Image.open(path) as img:
-        w, h = img.size
-    return load_picture(path, (3, h, w))
+    return load(path)
 
 
 def make_method(name: str, queries: int, seed: int) -> Any:

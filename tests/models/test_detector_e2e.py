@@ -5,6 +5,8 @@ runs on the adapter."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -76,13 +78,37 @@ def test_every_registered_blackbox_method_runs_on_the_adapter(model: DetectorMod
         assert model.n_queries == exp.n_queries, name  # one target: nothing to share
 
 
-def test_fixed_batch_export_runs_one_sample_per_call(tmp_path: object) -> None:
+def test_fixed_batch_export_runs_one_sample_per_call() -> None:
     detector = open_detector(square_detector_onnx(fixed_batch=True, metadata=False), names=["square", "other"])
     assert detector.fixed_batch == 1 and detector.batch_size == 1
     m = DetectorModel(detector, square_photo())
     out = m(np.repeat(m.explicand[None], 3, 0) * np.array([1, 0.5, 0], np.float32)[:, None, None, None])
     assert out[0, 0] > 0.99 and out[2, 0] < 1e-3
     assert m.n_calls == 1 + 3
+
+
+def test_is_detector_reads_metadata_and_output_shapes(tmp_path: Path) -> None:
+    from tests.models.builders import linear_model
+
+    plain = tmp_path / "plain.onnx"
+    plain.write_bytes(square_detector_onnx(fixed_batch=True, metadata=False))  # rank-3 output, no metadata
+    seven = tmp_path / "seven.onnx"
+    seven.write_bytes(linear_model(np.ones((12, 7), np.float32), (3, 2, 2)))  # a 7-class classifier
+    assert is_detector(plain) and not is_detector(seven)
+    assert not is_detector(tmp_path / "missing.onnx")
+
+
+def test_load_photo_keeps_the_size_and_refuses_non_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from onnxplain.errors import InvalidInputError
+    from onnxplain.models.detector import load_photo
+
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "p.png")
+    assert load_photo(tmp_path / "p.png").shape == (3, 30, 50)
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.raises(InvalidInputError):
+        load_photo(tmp_path / "bad.png")
 
 
 def test_pointing_helpers_check_their_input() -> None:

@@ -34,7 +34,7 @@ from onnxplain.models.detection.boxes import Letterbox, resize_image
 from onnxplain.models.detection.runtime import Detector, open_onnx_detector
 from onnxplain.models.detection.targets import Detection, drise_scores, list_detections, select_targets
 
-__all__ = ["DetectorModel", "explain_detections", "is_detector", "open_detector", "repeated_blocks"]
+__all__ = ["DetectorModel", "explain_detections", "is_detector", "load_photo", "open_detector", "repeated_blocks"]
 
 DEFAULT_CONF = 0.25
 DEFAULT_IOU = 0.7
@@ -190,7 +190,9 @@ def explain_detections(
     the group); a group's queries are forwarded once (:func:`repeated_blocks`). G keeps one
     call's query buffer (G · 64 queries) under ``max_buffer_bytes`` (256 MiB). Each result's
     ``params`` records ``targets_sharing_queries`` (G) and ``detector_forwards`` (what the group
-    really cost, the forward on x included).
+    really cost, the forward on x included). The explainers' budget check (before any query)
+    counts what they ask, G · N, so a ``max_queries`` budget must cover that although about N
+    are forwarded.
     """
     chosen = list(range(model.num_classes)) if targets is None else [int(t) for t in targets]
     per_target = 64 * int(np.prod(model.input_shape)) * 4 * 2  # two reusable call buffers
@@ -206,6 +208,21 @@ def explain_detections(
             params = {**item.params, "targets_sharing_queries": len(part), "detector_forwards": forwards}
             out.append(dataclasses.replace(item, params=params))
     return out
+
+
+def load_photo(path: str | os.PathLike[str]) -> np.ndarray:
+    """A picture file at its own size as (3, H, W) float32 RGB in [0,1] (the photo a
+    :class:`DetectorModel` takes; it resizes it once to the letterbox content)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from onnxplain.images import load_picture
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"{str(path)!r} is not an image Pillow can read ({type(exc).__name__}).") from exc
+    return load_picture(path, (3, height, width))
 
 
 def open_detector(path: str | os.PathLike[str] | bytes, **options: Any) -> Detector:
