@@ -3,6 +3,7 @@ the pictures it fires on. No download, a second to build."""
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 
@@ -16,6 +17,7 @@ SQUARE_MODEL = (16, 16, 32, 32)
 """The bright square's box in the model input (x1, y1, x2, y2): exactly grid cell (1, 1)."""
 
 
+@functools.lru_cache(maxsize=4)  # exported once per process and flags (bytes are immutable)
 def square_detector_onnx(*, fixed_batch: bool = False, metadata: bool = True) -> bytes:
     """A YOLOv8-format detector (N, 4 + 2, 16) hand-set to find bright squares.
 

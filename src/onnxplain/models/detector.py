@@ -226,9 +226,14 @@ def load_photo(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def open_detector(path: str | os.PathLike[str] | bytes, **options: Any) -> Detector:
-    """An ONNX detector: :func:`~onnxplain.models.detection.runtime.open_onnx_detector` (``decoder``,
-    ``device``, ``imgsz``, ``batch_size``, ``names``, ``input_scale``, ``channel_order``,
-    ``placement``, ``pad_value``)."""
+    """A detector from an ONNX file or bytes (:func:`~onnxplain.models.detection.runtime.open_onnx_detector`:
+    ``decoder``, ``device``, ``imgsz``, ``batch_size``, ``names``, ``input_scale``, ``channel_order``,
+    ``placement``, ``pad_value``) or from a v2 endpoint URL ``http(s)://host:port/v2/models/NAME``
+    (:func:`~onnxplain.models.detection.remote.open_remote_detector`: also ``timeout``, ``retries``)."""
+    if isinstance(path, str) and path.startswith(("http://", "https://")):
+        from onnxplain.models.detection.remote import open_remote_detector
+
+        return open_remote_detector(path, **options)
     return open_onnx_detector(path, **options)
 
 
