@@ -14,7 +14,7 @@ method, all targets of a photo from shared queries (:func:`explain_detections`).
   share of detections where the map beats random is reported);
 - **positive share in the box** (:func:`positive_share_in_box`) next to the box's share of the
   image (what a uniform map would get); RISE maps are expected scores (all ≥ 0), so they are
-  centred on their median first; **pointing game** (the map's maximum inside the box);
+  centred on their mean first (as ``detection_overlay(centre=True)`` shows them); **pointing game** (the map's maximum inside the box);
 - **query efficiency**: forwards × the detector's best per-sample time (session run, decoding
   and similarity included, best batch size) / wall time of the explanation.
 
@@ -98,7 +98,7 @@ def score_detection(model: Any, exp: Any, target: int, step: int) -> dict[str, A
     rand = random_order_reference("deletion_auc", model, x, seed=0, **kw).score
     s = exp.saliency()
     if exp.method == "rise":
-        s = s - np.median(s)
+        s = s - s.mean()
     box = model.targets[target].box
     h, w = s.shape
     return {

@@ -17,6 +17,7 @@ from onnxplain.models.detection.decoders import Proposals
 from onnxplain.models.detection.runtime import Detector
 from onnxplain.models.detection.targets import drise_scores
 from onnxplain.models.detector import DetectorModel, explain_detections, repeated_blocks
+from onnxplain.registry import BLACKBOX, get_method
 
 HW = (32, 32)
 REGION = (8, 8, 20, 16)  # x1, y1, x2, y2: the synthetic detector looks here
@@ -178,3 +179,34 @@ def test_iou_of_targets_is_taken_in_the_detectors_frame() -> None:
     np.testing.assert_allclose(model.target_boxes[0], (22, 22, 30, 30))
     assert iou_matrix(model.target_boxes, np.array([[22.0, 22, 30, 30]]))[0, 0] == pytest.approx(1.0)
     np.testing.assert_allclose(model(model.explicand[None])[0, 0], 0.5)
+
+
+@pytest.mark.parametrize("name", sorted(BLACKBOX))
+def test_every_method_shares_queries_between_targets(name: str) -> None:
+    """Each registered method draws one perturbation set for all explicands, so two targets cost
+    the forwards of one and give the maps of separate runs."""
+    photo = np.random.default_rng(1).uniform(0.3, 1.0, (3, *HW)).astype(np.float32)
+    cls = get_method(name)
+    budget = {"sobol": 2080, "hsic": 128}.get(name, 64)  # Sobol's budget is a whole design (g = 8, N = 32)
+
+    def make() -> object:
+        return cls(**{cls.budget_param: budget}, seed=0)
+
+    joint = DetectorModel(region_detector(), photo)
+    joint.reset_counters()
+    both = explain_detections(make(), joint)
+    alone = DetectorModel(region_detector(), photo, targets=[1])
+    alone.reset_counters()
+    [single] = explain_detections(make(), alone)
+    assert joint.n_queries == alone.n_queries
+    np.testing.assert_array_equal(both[1].attributions, single.attributions)
+
+
+def test_target_groups_bound_the_buffer_and_keep_the_maps() -> None:
+    shared = explain_detections(RISE(64, seed=0), DetectorModel(region_detector(), white()))
+    split_model = DetectorModel(region_detector(), white())
+    split = explain_detections(RISE(64, seed=0), split_model, max_buffer_bytes=1)
+    assert [e.params["targets_sharing_queries"] for e in split] == [1, 1]
+    assert split_model.n_queries == 1 + 2 * 65  # one group per target: its queries and f(x)
+    for a, b in zip(shared, split, strict=True):
+        np.testing.assert_array_equal(a.attributions, b.attributions)

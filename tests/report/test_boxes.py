@@ -38,6 +38,8 @@ def test_detection_overlay_is_enlarged_with_the_box() -> None:
     s[8:16, 8:16] = 1.0
     out = detection_overlay(x, s, [(8, 8, 16, 16)], ["thing 0.90"])
     assert out.shape == (224, 168, 3)  # factor 7 = 224 // 32
+    flat = detection_overlay(x, s + 5.0, [(8, 8, 16, 16)], centre=True)  # an offset map, centred
+    np.testing.assert_array_equal(flat, detection_overlay(x, s - s.mean(), [(8, 8, 16, 16)]))
 
 
 def test_bad_input_is_refused() -> None:

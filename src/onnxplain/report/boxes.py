@@ -85,9 +85,18 @@ def detection_overlay(
     boxes: Sequence[Sequence[float]] | np.ndarray,
     labels: Sequence[str] | None = None,
     scale: float | None = None,
+    *,
+    centre: bool = False,
 ) -> np.ndarray:
     """The map's overlay on the explicand, enlarged to about 224 pixels when smaller, with
-    ``boxes`` (explicand pixels) drawn: RGB uint8."""
-    rgb = overlay(explicand, saliency, scale)
+    ``boxes`` (explicand pixels) drawn: RGB uint8.
+
+    ``centre=True`` subtracts the map's mean first: RISE / D-RISE maps are expected scores (all
+    ≥ 0), so uncentred they colour the whole picture; centred they show where the score is above
+    its average (the D-RISE fusion of microsoft/vision-explanation-methods subtracts the same
+    mean(w)·ΣM_i term).
+    """
+    s = np.asarray(saliency, dtype=np.float64)
+    rgb = overlay(explicand, s - s.mean() if centre else s, scale)
     factor = display_factor(*rgb.shape[:2])
     return draw_boxes(upscale(rgb, factor), boxes, labels, scale=factor)  # type: ignore[return-value]
