@@ -210,3 +210,20 @@ def test_target_groups_bound_the_buffer_and_keep_the_maps() -> None:
     assert split_model.n_queries == 1 + 2 * 65  # one group per target: its queries and f(x)
     for a, b in zip(shared, split, strict=True):
         np.testing.assert_array_equal(a.attributions, b.attributions)
+
+
+def test_nms_rows_from_several_calls_keep_their_samples() -> None:
+    """(M, 7) rows carry batch indices per call; joined over calls they must point at the right sample."""
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        level = x[:, 0, 0, 0]  # sample i of the call has one detection of size 10·level
+        rows = [[i, 0, 0, 10 * v, 10 * v, 0, 0.9] for i, v in enumerate(level)]
+        return {"det": np.array(rows, np.float32).reshape(-1, 7)}
+
+    x = np.repeat(np.linspace(0.2, 1.0, 5, dtype=np.float32)[:, None, None, None], 3, axis=1)
+    x = np.broadcast_to(x, (5, 3, *HW)).copy()
+    for options in ({"batch_size": 2}, {"fixed_batch": 1}):  # calls of 2, 2 and 1; of 1 row each
+        det = Detector.from_function(run, HW, **options)
+        assert det.decoder.layout == "rows7"
+        p = det.proposals(x)
+        np.testing.assert_allclose(p.boxes[:, 0, 2], 10 * np.linspace(0.2, 1.0, 5), rtol=1e-6)

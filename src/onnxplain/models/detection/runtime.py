@@ -154,7 +154,10 @@ class Detector:
             self.seconds += time.perf_counter() - t0
         if len(parts) == 1:
             return parts[0]
-        return {k: _join([p[k] for p in parts], k, len(x)) for k in parts[0]}
+        decoder = getattr(self, "decoder", None)  # None only for the probe, a single call
+        rows = {decoder.outputs[0]} if decoder is not None and decoder.layout == "rows7" else set()
+        sizes = [min(self.batch_size, len(x) - start) for start in range(0, len(x), self.batch_size)]
+        return {k: _join([p[k] for p in parts], k in rows, sizes) for k in parts[0]}
 
     def proposals(self, batch: np.ndarray) -> Proposals:
         """Decoded proposals of [0,1] RGB model inputs (n, 3, H, W)."""
@@ -177,22 +180,18 @@ class Detector:
         }
 
 
-def _join(arrays: list[np.ndarray], name: str, n: int) -> np.ndarray:
-    """Concatenate per-call outputs: along the batch axis, or rows of (M, 7) with batch indices shifted."""
-    if arrays[0].ndim == 2 and arrays[0].shape[1] == 7 and arrays[0].shape[0] != 1:
-        shifted, offset = [], 0
-        for a, size in zip(arrays, _call_sizes(len(arrays), n), strict=True):
-            b = a.astype(np.float64).copy()
-            b[:, 0] += offset
-            shifted.append(b)
-            offset += size
-        return np.concatenate(shifted)
-    return np.concatenate(arrays, axis=0)
-
-
-def _call_sizes(calls: int, n: int) -> list[int]:
-    per = -(-n // calls)
-    return [min(per, n - i * per) for i in range(calls)]
+def _join(arrays: list[np.ndarray], rows: bool, sizes: list[int]) -> np.ndarray:
+    """Concatenate per-call outputs along the batch axis; for (M, 7) NMS rows (``rows``), shift
+    each call's batch indices by the samples of the calls before it."""
+    if not rows:
+        return np.concatenate(arrays, axis=0)
+    shifted, offset = [], 0
+    for a, size in zip(arrays, sizes, strict=True):
+        b = a.astype(np.float64).reshape(-1, 7).copy()
+        b[:, 0] += offset
+        shifted.append(b)
+        offset += size
+    return np.concatenate(shifted)
 
 
 def open_onnx_detector(
