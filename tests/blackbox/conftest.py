@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from onnxplain.blackbox import GE, GEEX, LIME, RISE
+from onnxplain.blackbox import GE, GEEX, GEFA, HSIC, LIME, RISE, KernelSHAP, Occlusion, PartitionSHAP, Sobol
 from onnxplain.blackbox.base import BlackBoxExplainer
 from onnxplain.models.base import FunctionModel
 
@@ -102,6 +102,14 @@ METHODS: list[Method] = [
     Method("ge-unpaired", lambda n, **kw: GE(n, mirror=False, **kw), lambda n: n + 1),
     Method("rise", lambda n, **kw: RISE(n, grid=4, **kw), lambda n: n + 1),  # masks, f(x)
     Method("lime", lambda n, **kw: LIME(n, **kw), lambda n: n + 1),  # samples (row 0 = x), f(x)
+    # Sobol: N(d + 1) for the largest power of two N that fits (d = 2×2 cells), and f(x)
+    Method("sobol", lambda n, **kw: Sobol(n, grid=2, **kw), lambda n: 2 ** int(np.log2(n // 5)) * 5 + 1),
+    Method("hsic", lambda n, **kw: HSIC(n, grid=2, **kw), lambda n: n + 1),  # designs, f(x)
+    Method("gefa", lambda n, **kw: GEFA(n, **kw), lambda n: n - n % 2 + 2),  # antithetic pairs, f(x), f(x̂)
+    # the finest stride that fits: (3,1,1) windows at stride 1 on 8×8 are 64 windows, and f(x)
+    Method("occlusion", lambda n, **kw: Occlusion(n, **kw), lambda n: 65),
+    Method("kernelshap", lambda n, **kw: KernelSHAP(n, segmentation="grid", n_segments=16, **kw), lambda n: n),
+    Method("partitionshap", lambda n, **kw: PartitionSHAP(n, **kw), lambda n: 2 + 2 * ((n - 2) // 2)),
 ]
 """Every black-box method, covered by ``test_accounting.py`` (counts, budget) for one explicand
 and a batch. A new method is covered by adding one line here."""

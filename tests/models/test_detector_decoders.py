@@ -112,7 +112,7 @@ def test_choose_decoder_from_shapes_and_metadata() -> None:
 
 def test_choose_decoder_refuses_what_it_cannot_read() -> None:
     out, _, _ = v8_output(1, 3)
-    with pytest.raises(ModelLoadError, match="task='segment'"):
+    with pytest.raises(ModelLoadError, match="declares the task 'segment'"):
         choose_decoder({"o": out}, {"task": "segment"}, HW, 1)
     with pytest.raises(ModelLoadError):
         choose_decoder({"o": np.zeros((1, 10))}, {}, HW, 1)  # a classifier's scores

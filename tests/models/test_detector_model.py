@@ -188,7 +188,8 @@ def test_every_method_shares_queries_between_targets(name: str) -> None:
     the forwards of one and give the maps of separate runs."""
     photo = np.random.default_rng(1).uniform(0.3, 1.0, (3, *HW)).astype(np.float32)
     cls = get_method(name)
-    budget = {"sobol": 2080, "hsic": 128}.get(name, 64)  # Sobol's budget is a whole design (g = 8, N = 32)
+    # Sobol's budget is a whole design (g = 8, N = 32); Occlusion's finest stride on 32×32 needs 122
+    budget = {"sobol": 2080, "hsic": 128, "occlusion": 128}.get(name, 64)
 
     def make() -> object:
         return cls(**{cls.budget_param: budget}, seed=0)
@@ -199,7 +200,8 @@ def test_every_method_shares_queries_between_targets(name: str) -> None:
     alone = DetectorModel(region_detector(), photo, targets=[1])
     alone.reset_counters()
     [single] = explain_detections(make(), alone)
-    assert joint.n_queries == alone.n_queries
+    if name != "partitionshap":  # it picks each next query from its own target's scores: no sharing
+        assert joint.n_queries == alone.n_queries
     np.testing.assert_array_equal(both[1].attributions, single.attributions)
 
 

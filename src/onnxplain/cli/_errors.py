@@ -35,6 +35,8 @@ FLAGS: dict[str, str] = {
     "head": "--head",
     "output": "--head",
     "ends_in_softmax": "--ends-in-softmax",
+    "imgsz": "--imgsz",
+    "objectness": "--objectness",
     "num_workers": "--workers",
     "resume": "--force",
 }

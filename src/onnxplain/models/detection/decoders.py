@@ -211,7 +211,7 @@ def choose_decoder(
     """
     task = metadata.get("task")
     if task is not None and task != "detect":
-        raise ModelLoadError(f"the model's metadata says task={task!r}; onnxplain explains 'detect' models only.")
+        raise ModelLoadError(f"the model's metadata declares the task {task!r}; onnxplain explains 'detect' models only.")
     if requested is not None and requested not in DECODERS:
         raise InvalidInputError(f"decoder must be one of {', '.join(DECODERS)}, not {requested!r}.")
     named = {k: np.asarray(v) for k, v in outputs.items()}
