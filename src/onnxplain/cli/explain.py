@@ -23,6 +23,7 @@ from onnxplain.cli._common import (
     normalize_from,
     note_unused,
     positive_int,
+    shape_arg,
     unique_stems,
 )
 from onnxplain.cli._models import model_identity, model_spec, open_query_model
@@ -60,7 +61,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--queries", "-n", type=positive_int, default=None, help="query budget per image and method")
     p.add_argument("--baseline", default=None,
                    help="x̂ of the methods that use one: zero, blur, blur(k,sigma), a number or a .npy file")
-    p.add_argument("--target", type=int, default=None, help="class to explain (default: the predicted class)")
+    p.add_argument("--target", default=None,
+                   help="class index to explain (default: the predicted class); with --task detect: all, "
+                        "detection indices or class names, comma-separated (default: all)")
     p.add_argument("--out", "-o", type=Path, required=True, help="output directory")
     p.add_argument("--force", action="store_true", help="recompute outputs that already exist")
     p.add_argument(
@@ -73,9 +76,24 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--workers", type=int, default=1, help="Ray actors with --backend ray (0 = the dataset runner in-process)"
     )
+    add_detection_options(p)
     add_model_options(p)
     add_common(p)
     p.set_defaults(run=run)
+
+
+def add_detection_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("object detectors")
+    group.add_argument("--task", choices=("auto", "classify", "detect"), default="auto",
+                       help="auto: a detector when the ONNX file looks like one (its metadata or outputs); "
+                            "a URL detector needs --task detect")
+    group.add_argument("--conf", type=float, default=0.25, help="confidence of the detections to explain (0.25)")
+    group.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold of that list (0.7)")
+    group.add_argument("--decoder", choices=("auto", "yolov5", "yolov8", "yolox", "nms"), default="auto",
+                       help="how to read the detector's raw output (auto: from its outputs and metadata)")
+    group.add_argument("--imgsz", type=shape_arg, default=None, help="H,W of a detector with a dynamic input size")
+    group.add_argument("--objectness", choices=("auto", "model", "max_class", "none"), default="auto",
+                       help="O_j in D-RISE's similarity (auto: the model's objectness, else the best class score)")
 
 
 def _describe_model(model: Any, source: str, preprocess: Any, layout: str) -> dict[str, Any]:
@@ -121,7 +139,34 @@ def _executor(args: argparse.Namespace, methods: list[str], stems: list[str], pr
     )
 
 
+def _is_detection(args: argparse.Namespace) -> bool:
+    if args.task != "auto":
+        return args.task == "detect"
+    from onnxplain.cli._models import demo_path, is_url
+    from onnxplain.models.detector import is_detector
+
+    return not is_url(args.model) and is_detector(demo_path(args.model))
+
+
+def _class_target(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInputError(f"--target must be a class index for a classifier, got {text!r}.") from None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if _is_detection(args):
+        from onnxplain.cli.detect import run_detection
+
+        return run_detection(args)
+    args.target = _class_target(args.target)
+    return _run_classifier(args)
+
+
+def _run_classifier(args: argparse.Namespace) -> dict[str, Any]:
     from onnxplain.images import load_images
     from onnxplain.pipeline.cache import settings_key
     from onnxplain.pipeline.explain import ExplainJob, run_explain
