@@ -335,7 +335,7 @@ def test_method_variants_are_rows_of_their_own() -> None:
         "sigma": 0.05,
     }
     method = variant.build(2000, 1)
-    assert (method.n_queries, method.sigma, method.baseline.describe(), method.seed) == (
+    assert (method.n_queries, method.sigma, method.describe_baseline(), method.seed) == (
         2000,
         0.05,
         "blur(31,5.0)",

@@ -98,6 +98,7 @@ class Method:
 METHODS: list[Method] = [
     Method("geex", lambda n, **kw: GEEX(n, **kw), lambda n: n - n % 2 + 2),  # pairs, f(x), f(x̂)
     Method("geex-unpaired", lambda n, **kw: GEEX(n, mirror=False, **kw), lambda n: n + 2),
+    Method("geex-path", lambda n, **kw: GEEX(n, noise="path", grid=4, **kw), lambda n: n - n % 2 + 2),
     Method("ge", lambda n, **kw: GE(n, **kw), lambda n: n - n % 2 + 1),  # pairs, f(x)
     Method("ge-unpaired", lambda n, **kw: GE(n, mirror=False, **kw), lambda n: n + 1),
     Method("rise", lambda n, **kw: RISE(n, grid=4, **kw), lambda n: n + 1),  # masks, f(x)

@@ -19,8 +19,9 @@ GAUSSIAN = {"seed": 0, "sigma": 0.1, "applied_std": 0.1, "smoothing": None, "mir
 
 
 def test_defaults_are_recorded_in_full() -> None:
-    assert GEEX().params() == {**GAUSSIAN, "n_queries": 5000, "n_perturbations": 5000, "baseline": "zero",
-                               "alpha": "stratified"}
+    # noise and baseline resolve by the explicand's size (recorded in each Explanation's params)
+    assert GEEX().params() == {**GAUSSIAN, "n_queries": 5000, "n_perturbations": 5000, "baseline": "auto",
+                               "alpha": "stratified", "noise": "auto"}
     assert GE().params() == {**GAUSSIAN, "n_queries": 5000, "n_perturbations": 5000}
     assert RISE().params() == {"n_masks": 4000, "seed": 0, "baseline": 0.0, "grid": 7, "p_keep": 0.5}
     assert LIME().params() == {"n_samples": 1000, "seed": 0, "n_segments": None, "hide": "mean",
@@ -32,13 +33,14 @@ def test_defaults_are_recorded_in_full() -> None:
 
 def test_reference_preset_and_overrides() -> None:
     reference = {**GAUSSIAN, "n_queries": 5000, "n_perturbations": 5000, "baseline": "zero", "sigma": 1.0,
-                 "applied_std": 0.5, "noise_channels": "shared", "scale": "reference", "alpha": "reference"}
+                 "applied_std": 0.5, "noise_channels": "shared", "scale": "reference", "alpha": "reference",
+                 "noise": "pixel"}
     assert GEEX.preset("reference").params() == reference
     assert GEEX.reference().params() == reference
     assert GEEX.reference(100, sigma=0.3, seed=4).params() == {
         **reference, "n_queries": 100, "n_perturbations": 100, "sigma": 0.3, "applied_std": 0.15, "seed": 4}
     assert GEEX.preset("reference", 10, alpha="stratified").params()["alpha"] == "stratified"
-    with pytest.raises(InvalidInputError, match="^preset must be one of 'reference', not 'paper'"):
+    with pytest.raises(InvalidInputError, match="^preset must be one of 'reference', 'paper-mnist', 'paper-imagenet', not 'paper'"):
         GEEX.preset("paper")
 
 
@@ -55,6 +57,8 @@ def test_explanations_record_the_settings_actually_used() -> None:
     for explainer, extra in cases:
         exp = explainer.explain(model, x, target=0)
         expected = {**explainer.params(), "array_backend": "numpy", **extra}
+        if explainer.name == "geex":  # "auto" settings are recorded as resolved for these explicands
+            expected.update(noise="pixel", baseline="zero")
         assert exp.params == expected
         assert exp.method == explainer.name
     assert GE(65).params()["n_perturbations"] == 64  # a mirrored odd budget drops its unpaired query

@@ -162,8 +162,16 @@ class BlackBoxExplainer(ABC):
         """Hyper-parameters recorded in every Explanation (methods extend)."""
         out: dict[str, Any] = {self.budget_param: self.budget, "seed": self.seed}
         if self.uses_baseline:
-            out["baseline"] = self.baseline.describe()
+            out["baseline"] = self.describe_baseline()
         return out
+
+    def describe_baseline(self) -> str | float:
+        """The baseline setting as recorded in ``params`` (methods that resolve it per call say so)."""
+        return self.baseline.describe()
+
+    def baseline_for(self, batch: np.ndarray) -> Baseline:
+        """The baseline of this call (a method whose default depends on the explicands overrides it)."""
+        return self.baseline
 
     # -- what a method implements ------------------------------------------------------------------
     def _setup(self, batch: np.ndarray) -> Any:
@@ -181,7 +189,7 @@ class BlackBoxExplainer(ABC):
         ops = select_backend(self.array_backend, model)
         batch, single = prepare(model, x)
         setup = self._setup(batch)
-        baseline = self.baseline.resolve(batch) if self.uses_baseline else None
+        baseline = self.baseline_for(batch).resolve(batch) if self.uses_baseline else None
         n_total = len(batch) * self.queries_per_explicand(tuple(batch.shape[1:]))
         check_budget(model, n_total)
         targets, scores = predict(model, batch, target)

@@ -30,7 +30,8 @@ import numpy as np
 
 from onnxplain.baselines import Baseline
 from onnxplain.blackbox.base import Attribution, BlackBoxExplainer, Call
-from onnxplain.blackbox.sampling import path_alphas
+from onnxplain.blackbox.path_noise import PathQueries, auto_grid, spread
+from onnxplain.blackbox.pixel_noise import GaussianQueries
 from onnxplain.checks import (
     check_bool,
     check_choice,
@@ -39,10 +40,17 @@ from onnxplain.checks import (
     check_positive_int,
 )
 from onnxplain.errors import InvalidInputError
-from onnxplain.filters import filter_operator, smoothing_taps, smoothing_variance
+from onnxplain.filters import smoothing_variance
 from onnxplain.models.base import QueryModel, input_quantum
 
 Alpha = Literal["stratified", "uniform", "reference"]
+Noise = Literal["auto", "pixel", "path"]
+PIXEL_SIGMA = 0.1
+"""Pixel noise's default σ in [0,1] pixels (``benchmarks/README.md``, "GEEX σ: completeness and deletion AOPC")."""
+PATH_SIGMA = 0.25
+"""Path noise's default σ in units of the path (``benchmarks/README.md``, "GEEX on photos")."""
+AUTO_PATH_MIN_SIDE = 64
+"""``noise="auto"`` takes path noise for explicands whose sides are at least this many pixels."""
 NoiseChannels = Literal["independent", "shared"]
 Scale = Literal["exact", "reference"]
 
@@ -56,72 +64,6 @@ def check_smoothing(smoothing: Any) -> tuple[int, float] | None:
     except (TypeError, ValueError):
         raise InvalidInputError(f"smoothing must be None or (kernel_size, sigma), got {smoothing!r}.") from None
     return check_odd_kernel("smoothing", size, sigma)
-
-
-class GaussianQueries:
-    """The queries ``c + α·s ± δ`` of one explanation and the running sum ``Σ_i w_i δ_i``.
-
-    ``c`` is the centre (x̂ for GEEX, x for GE), ``s`` the path step x − x̂ (None: no path);
-    ``w_i = f(z_i⁺) − f(z_i⁻)`` with mirror pairs, else ``f(z_i)``. Noise blocks are (m, C', H, W)
-    with C' = 1 when one noise plane is shared by all channels.
-    """
-
-    def __init__(self, est: _GaussianEstimator, call: Call, centre: np.ndarray, step: np.ndarray | None) -> None:
-        ops = call.ops
-        b, c, h, w = call.x.shape
-        self.est, self.ops = est, ops
-        self.n = est.n_perturbations
-        self.pairs = self.n // 2 if est.mirror else self.n
-        self.noise_shape = (1 if est.noise_channels == "shared" else c, h, w)
-        self.centre = ops.asarray(centre)[:, None]
-        self.zero_centre = not np.any(centre)  # x̂ = 0 adds nothing (the default baseline)
-        self.step = None if step is None else ops.asarray(step)[:, None]
-        self.smooth = None
-        if est.smoothing is not None:
-            u = smoothing_taps(*est.smoothing)
-            self.smooth = (ops.asarray(filter_operator(h, u)), ops.asarray(filter_operator(w, u).T))
-        self.acc = ops.zeros64((b, int(np.prod(self.noise_shape))))
-        self.stream_name = "geex" if step is not None else "ge"
-
-    def draw(self, k: int, lo: int, hi: int) -> tuple[Any, Any, int]:
-        """Block k: m noise draws δ (scaled, smoothed) and their path positions α."""
-        est, ops = self.est, self.ops
-        m = (hi - lo) // 2 if est.mirror else hi - lo
-        first = lo // 2 if est.mirror else lo
-        rng = ops.rng(est.seed, self.stream_name, k)
-        u = ops.uniform(rng, m)
-        delta = ops.normal(rng, (m, *self.noise_shape))
-        if self.smooth is not None:
-            delta = self.smooth[0] @ delta @ self.smooth[1]
-        delta *= est.applied_std
-        alpha = path_alphas(est.alpha, u, np.arange(first, first + m), self.pairs)
-        return delta, ops.asarray(alpha.reshape(1, m, 1, 1, 1)), m
-
-    def write(self, block: tuple[Any, Any, int], out: Any) -> None:
-        """centre ± δ, the centre x̂ + α·(x − x̂) written once into the + half."""
-        delta, alpha, m = block
-        ops = self.ops
-        plus = out[:, :m]
-        centre = self.centre
-        if self.step is not None:
-            ops.mul_into(alpha, self.step, plus)
-            if not self.zero_centre:
-                plus += self.centre
-            centre = plus
-        if self.est.mirror:
-            ops.sub_into(centre, delta, out[:, m:])
-        ops.add_into(centre, delta, plus)
-
-    def consume(self, block: tuple[Any, Any, int], scores: np.ndarray) -> None:
-        delta, _, m = block
-        weight = self.ops.asarray(scores[:, :m] - scores[:, m:] if self.est.mirror else scores)
-        flat = delta.reshape(m, -1)
-        for i in range(len(self.acc)):  # one product per explicand: same BLAS path whatever B is
-            self.acc[i] += weight[i] @ flat
-
-    def total(self) -> np.ndarray:
-        """``Σ_i w_i δ_i`` per explicand, (B, C', H, W) float64."""
-        return self.ops.to_numpy(self.acc).reshape(len(self.acc), *self.noise_shape)
 
 
 class _GaussianEstimator(BlackBoxExplainer):
@@ -217,29 +159,45 @@ class GEEX(_GaussianEstimator):
 
     ``ξ = (x − x̂) ∘ (1/n*) Σ_i f(x̂ + α_i(x − x̂) + δ_i) δ_i / Var(δ)``; ``Σξ ≈ f(x) − f(x̂)``.
 
+    Two Gaussian search distributions (``noise``):
+
+    - ``"pixel"`` (the paper's): δ ~ N(0, σ²) per pixel and channel in the model's input units,
+      optionally smoothed (``smoothing``);
+    - ``"path"``: δ = σ·(Uη) ∘ (x − x̂), noise on each pixel's position along the path drawn per
+      cell of a ``grid`` × ``grid`` grid, the cell's estimate spread over its pixels ∝ |x − x̂|
+      (:mod:`onnxplain.blackbox.path_noise`). Its error grows with the number of cells, not of
+      pixels: legible, faithful maps of photos within a few thousand queries.
+
+    ``noise="auto"`` (default) resolves by the explicand's size: path noise on a blurred
+    baseline for images whose sides are ≥ 64 pixels, the paper's pixel noise on a zero baseline
+    for smaller ones (digits); ``params`` records what was used. Measurements behind the
+    defaults: ``benchmarks/README.md``, "GEEX on photos". The paper's settings are presets:
+    ``GEEX.preset("paper-mnist")``, ``GEEX.preset("paper-imagenet")``.
+
     Args:
         n_queries: perturbed forwards per explicand (n*). With ``mirror=True`` they come in
             ``n_queries // 2`` pairs and an odd budget drops its last query (see
             :attr:`n_perturbations`); ``Explanation.n_queries`` also counts the two forwards on
             x and x̂ per explicand.
-        sigma: standard deviation of the Gaussian noise actually applied, in the model's input
-            units (0.1 for [0,1] pixels). GEEX integrates the gradient of f smoothed by
-            N(0, σ²): a large σ breaks completeness and drifts from IG, a small one leaves the
-            map noisier (the measured trade-off is in ``benchmarks/README.md``, "GEEX σ:
-            completeness and deletion AOPC").
-        baseline: x̂: ``"zero"``, a constant, ``"blur"`` (Gaussian blur of the explicand, kernel
-            31, σ 5, as the reference), ``"blur(k,σ)"`` or an array (C,), (C,H,W) or (B,C,H,W).
-        smoothing: ``None`` or ``(kernel_size, sigma)``: the noise is convolved with a Gaussian
-            kernel divided by its Frobenius norm (§3.3), which keeps the per-pixel variance
-            (the border's, raised by the reflected taps, is divided out exactly). The estimate
-            is then a spatially blurred gradient: completeness no longer holds.
+        sigma: the noise's standard deviation: in the model's input units for pixel noise
+            (default 0.1 for [0,1] pixels; the trade-off is in ``benchmarks/README.md``, "GEEX σ:
+            completeness and deletion AOPC"), in units of the path for path noise (default 0.25:
+            a cell moves by about a quarter of its way from x̂ to x). ``None`` takes the default.
+        baseline: x̂: ``"auto"`` (``"blur"`` with path noise, ``"zero"`` with pixel noise),
+            ``"zero"``, a constant, ``"blur"`` (Gaussian blur of the explicand, kernel 31, σ 5, as
+            the reference), ``"blur(k,σ)"`` or an array (C,), (C,H,W) or (B,C,H,W).
+        noise: ``"auto"``, ``"pixel"`` or ``"path"`` (above).
+        grid: path noise's cells per side, or ``"auto"`` (one per 16 pixels: 14 on 224×224).
+        smoothing: pixel noise only: ``None`` or ``(kernel_size, sigma)``: the noise is
+            convolved with a Gaussian kernel divided by its Frobenius norm (§3.3), which keeps
+            the per-pixel variance. The estimate is then a spatially blurred gradient.
         mirror: mirrored pairs (+δ, −δ) sharing one α (strongly recommended).
         alpha: ``"stratified"`` (α_k = (k + u_k)/K over the K pairs), ``"uniform"`` (iid U[0,1])
             or ``"reference"`` (the reference code's α_k = k/(n*−1), covering only [0, ½)).
-        noise_channels: ``"independent"`` noise per channel (ξ_c estimates ∂f/∂x_c·Δx_c) or
-            ``"shared"``: one noise plane added to every channel, as the reference.
-        scale: ``"exact"`` (divide by the variance applied) or ``"reference"`` (the reference
-            code: applied std σ/2 but divided by σ², i.e. ξ is scaled by 1/(4σ)).
+        noise_channels: pixel noise only: ``"independent"`` noise per channel or ``"shared"``:
+            one noise plane added to every channel, as the reference.
+        scale: pixel noise only: ``"exact"`` (divide by the variance applied) or ``"reference"``
+            (the reference code: applied std σ/2 but divided by σ², i.e. ξ scaled by 1/(4σ)).
         seed, queries_per_call, array_backend: see :class:`~onnxplain.blackbox.base.BlackBoxExplainer`.
 
     No clipping: queries may leave the valid pixel range, as in the paper.
@@ -252,8 +210,10 @@ class GEEX(_GaussianEstimator):
     def __init__(
         self,
         n_queries: int = 5000,
-        sigma: float = 0.1,
-        baseline: Any = "zero",
+        sigma: float | None = None,
+        baseline: Any = "auto",
+        noise: Noise = "auto",
+        grid: int | Literal["auto"] = "auto",
         smoothing: tuple[int, float] | None = None,
         mirror: bool = True,
         alpha: Alpha = "stratified",
@@ -265,15 +225,29 @@ class GEEX(_GaussianEstimator):
         array_backend: str = "auto",
     ) -> None:
         common = {"seed": seed, "queries_per_call": queries_per_call, "array_backend": array_backend}
-        super().__init__(n_queries, sigma, smoothing, mirror, alpha, noise_channels, scale, **common)
-        self.baseline = Baseline.parse(baseline)
+        self.noise = check_choice("noise", noise, ("auto", "pixel", "path"))
+        self.sigma_setting = None if sigma is None else check_positive_float("sigma", sigma)
+        super().__init__(n_queries, sigma or 0.1, smoothing, mirror, alpha, noise_channels, scale, **common)
+        self.grid = grid if grid == "auto" else check_positive_int("grid", grid, 2)
+        self.baseline_setting = "auto" if isinstance(baseline, str) and baseline == "auto" else Baseline.parse(baseline)
+        if self.noise == "path" and (smoothing is not None or scale != "exact" or noise_channels != "independent"):
+            raise InvalidInputError(
+                "smoothing, scale and noise_channels shape pixel noise; path noise takes none of them."
+            )
 
     PRESETS: dict[str, dict[str, Any]] = {
-        "reference": {"sigma": 1.0, "alpha": "reference", "noise_channels": "shared", "scale": "reference"},
+        "reference": {"noise": "pixel", "baseline": "zero", "sigma": 1.0, "alpha": "reference",
+                      "noise_channels": "shared", "scale": "reference"},
+        "paper-mnist": {"noise": "pixel", "baseline": 0.1307, "sigma": 0.154},
+        "paper-imagenet": {"noise": "pixel", "baseline": "blur", "sigma": 0.3 * 0.226, "smoothing": (5, 0.7)},
     }
-    """Named settings: ``"reference"`` = the reference code's conventions (caiy0220/GEEX HEAD):
+    """Named settings. ``"reference"``: the reference code's conventions (caiy0220/GEEX HEAD):
     noise std σ/2 divided by σ², one noise plane shared by all channels, pair k at α = k/(n*−1),
-    σ = 1.0 and a zero baseline as its MNIST example."""
+    σ = 1.0 and a zero baseline as its MNIST example. ``"paper-mnist"``: the paper's MNIST
+    settings in [0,1] pixels (Table 1: σ = 1.0 in normalised units with the reference's σ/2, i.e.
+    0.154; the normalised zero baseline, pixel 0.1307). ``"paper-imagenet"``: its ImageNet
+    settings (blurred baseline, noise smoothed 5/0.7, σ = 0.3 in normalised units, i.e. 0.3 ×
+    the ImageNet std ≈ 0.068 in [0,1] pixels)."""
 
     @classmethod
     def preset(cls, name: str, n_queries: int = 5000, **overrides: Any) -> GEEX:
@@ -290,17 +264,56 @@ class GEEX(_GaussianEstimator):
     def queries_per_explicand(self, input_shape: tuple[int, ...]) -> int:
         return self.n_perturbations + 2  # f(x), f(x̂) and the perturbed queries
 
+    def resolved_noise(self, height: int, width: int) -> str:
+        """``"path"`` or ``"pixel"`` for explicands of this size (``noise="auto"``: path from 64 pixels)."""
+        if self.noise != "auto":
+            return self.noise
+        return "path" if min(height, width) >= AUTO_PATH_MIN_SIDE else "pixel"
+
     def params(self) -> dict[str, Any]:
-        return {**super().params(), "alpha": self.alpha}
+        return {**super().params(), "alpha": self.alpha, "noise": self.noise}
+
+    def describe_baseline(self) -> str | float:
+        return "auto" if self.baseline_setting == "auto" else self.baseline_setting.describe()
+
+    def baseline_for(self, batch: np.ndarray) -> Baseline:
+        """``baseline="auto"``: the blurred explicand under path noise, zero under pixel noise."""
+        if self.baseline_setting != "auto":
+            return self.baseline_setting
+        return Baseline.parse("blur" if self.resolved_noise(*batch.shape[2:]) == "path" else "zero")
+
+    def _setup(self, batch: np.ndarray) -> str:
+        """Resolve the noise for this call's explicands, and σ with it (``self.sigma`` then holds
+        the σ of the latest call, as ``params`` records)."""
+        kind = self.resolved_noise(*batch.shape[2:])
+        self.sigma = self.sigma_setting or (PATH_SIGMA if kind == "path" else PIXEL_SIGMA)
+        return kind
 
     def _attribute(self, call: Call) -> Attribution:
         x, x_hat = call.x, call.baseline
         assert x_hat is not None
+        resolved = {"noise": call.setup, "sigma": self.sigma, "baseline": self.baseline_for(x).describe()}
+        if call.setup == "path":
+            return self._attribute_path(call, resolved)
+        resolved["applied_std"] = self.applied_std
         diagnostics = self.quantum_diagnostics(call.model, *x.shape[2:])
         # η̄ = (1/n*) Σ_i f(x̂ + α_i (x − x̂) + δ_i) δ_i / Var(δ)          (B, C', H, W)
         eta = self.mean_score_noise(call, centre=x_hat, step=x - x_hat)
         # Eq. 3: ξ = (x − x̂) ∘ η̄                                         (B, C, H, W)
-        return Attribution((x - x_hat) * eta, diagnostics=diagnostics)
+        return Attribution((x - x_hat) * eta, params=resolved, diagnostics=diagnostics)
+
+    def _attribute_path(self, call: Call, resolved: dict[str, Any]) -> Attribution:
+        assert call.baseline is not None
+        h, w = call.x.shape[2:]
+        grid = auto_grid(h, w) if self.grid == "auto" else min(self.grid, h, w)
+        queries = PathQueries(self, call, grid)
+        call.run(queries)
+        # S_c = Σ_i (f(z_i⁺) − f(z_i⁻)) η_ic / (n·2σ) → Σ_{i∈c} (x_i − x̂_i) ∂f_σ/∂x_i     (B, g, g)
+        cells = queries.cells()
+        # each cell's share spread over its pixels and channels ∝ |x − x̂|                 (B, C, H, W)
+        attributions = spread(cells, call.x - call.baseline, grid)
+        resolved.update(grid=grid, applied_std=None, smoothing=None, noise_channels=None, scale=None)
+        return Attribution(attributions, params=resolved)
 
 
 class GE(_GaussianEstimator):

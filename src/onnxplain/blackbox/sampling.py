@@ -46,6 +46,7 @@ STREAMS: dict[str, int] = {
     "gefa": 7,
     "kernelshap": 8,
     "partitionshap": 9,
+    "geex-path": 10,
 }
 
 

@@ -49,7 +49,11 @@ class MethodRun:
     def check(self, batch: np.ndarray) -> None:
         """What can be checked before any map: the baseline of a method that declares one must fit
         the explicands (``uses_baseline`` methods hold a parsed ``baseline``)."""
-        if self.explainer.uses_baseline:
+        if not self.explainer.uses_baseline:
+            return
+        if self.kind == "black-box":  # a black-box method may resolve its baseline per call
+            self.explainer.baseline_for(batch).resolve(batch)
+        else:
             self.explainer.baseline.resolve(batch)
 
     def key(self, x: np.ndarray, target: int) -> str:
